@@ -1,0 +1,377 @@
+//! The HTTP client of the Magic Hour API (reqwest + rustls).
+//!
+//! Every call returns a typed [`ApiError`] that tells refusals, retryable failures and unknown
+//! outcomes apart. Nothing here retries by itself: callers wrap idempotent calls in
+//! [`super::retry::retry`], and never a create whose outcome is unknown.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+
+use super::catalog::{Media, ProjectKind};
+use super::error::{ApiError, default_code};
+use super::types::{
+    Account, CreateResponse, ErrorBody, Project, UploadItem, UploadUrl, UploadUrlsRequest,
+    UploadUrlsResponse,
+};
+
+/// The API key. Its `Debug` and `Display` never show it.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> ApiKey {
+        ApiKey(key.into().trim().to_string())
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    key: ApiKey,
+}
+
+/// Whether a failed request may have had an effect on the server.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Effect {
+    /// GET, DELETE, upload-urls, uploads: repeating them is harmless.
+    Idempotent,
+    /// A create: once sent, a lost answer means the outcome is unknown.
+    Billing,
+}
+
+impl Client {
+    /// `base` is the API root without `/v1`, e.g. `https://api.magichour.ai`.
+    pub fn new(base: &str, key: ApiKey) -> Result<Client, ApiError> {
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("mhfs/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| ApiError::Local(format!("cannot build HTTP client: {e}")))?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            key,
+        })
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        effect: Effect,
+    ) -> Result<T, ApiError> {
+        let mut req = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .header(AUTHORIZATION, format!("Bearer {}", self.key.0))
+            .header("accept", "application/json");
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.map_err(|e| send_error(e, effect))?;
+        let resp = check_status(resp).await?;
+        let bytes = resp.bytes().await.map_err(|e| match effect {
+            Effect::Billing => ApiError::UnknownOutcome {
+                reason: format!("{method} {path}: answer cut off: {e}"),
+            },
+            Effect::Idempotent => ApiError::Retryable {
+                status: None,
+                retry_after: None,
+                reason: format!("{method} {path}: answer cut off: {e}"),
+            },
+        })?;
+        // An empty 2xx body (DELETE's 204) parses as JSON null.
+        let text = if bytes.is_empty() {
+            &b"null"[..]
+        } else {
+            &bytes
+        };
+        serde_json::from_slice(text).map_err(|e| {
+            let reason = format!("{method} {path}: unexpected answer: {e}");
+            match effect {
+                Effect::Billing => ApiError::UnknownOutcome { reason },
+                Effect::Idempotent => ApiError::Local(reason),
+            }
+        })
+    }
+
+    /// `POST /v1/files/upload-urls`.
+    pub async fn upload_urls(&self, items: &[(Media, &str)]) -> Result<Vec<UploadUrl>, ApiError> {
+        let body = UploadUrlsRequest {
+            items: items
+                .iter()
+                .map(|(m, ext)| UploadItem {
+                    media: m.as_str().to_string(),
+                    extension: ext.to_string(),
+                })
+                .collect(),
+        };
+        let body = serde_json::to_value(body).expect("serializable");
+        let resp: UploadUrlsResponse = self
+            .call(
+                Method::POST,
+                "/v1/files/upload-urls",
+                Some(&body),
+                Effect::Idempotent,
+            )
+            .await?;
+        if resp.items.len() != items.len() {
+            return Err(ApiError::Local(format!(
+                "upload-urls answered {} items for {}",
+                resp.items.len(),
+                items.len()
+            )));
+        }
+        Ok(resp.items)
+    }
+
+    /// PUTs a local file to a pre-signed upload URL, streamed: memory does not grow with size.
+    /// No Authorization header: the key never goes to storage URLs.
+    pub async fn put_file(&self, upload_url: &str, file: &Path) -> Result<u64, ApiError> {
+        let f = tokio::fs::File::open(file)
+            .await
+            .map_err(|e| ApiError::Local(format!("cannot read {}: {e}", file.display())))?;
+        let len = f
+            .metadata()
+            .await
+            .map_err(|e| ApiError::Local(format!("cannot stat {}: {e}", file.display())))?
+            .len();
+        let body =
+            reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(f, 256 * 1024));
+        let resp = self
+            .http
+            .put(upload_url)
+            .header(CONTENT_LENGTH, len)
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| send_error(e, Effect::Idempotent))?;
+        check_status(resp).await?;
+        Ok(len)
+    }
+
+    /// The whole upload flow for one file: get a URL, PUT the bytes, return the `file_path`
+    /// to put into the create body.
+    pub async fn upload_file(&self, file: &Path, media: Media) -> Result<String, ApiError> {
+        let ext = file
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .ok_or_else(|| ApiError::Local(format!("{} has no extension", file.display())))?;
+        let url = self.upload_urls(&[(media, &ext)]).await?.remove(0);
+        self.put_file(&url.upload_url, file).await?;
+        Ok(url.file_path)
+    }
+
+    /// `POST /v1/<slug>`: creates a project, which bills. Never call it twice for one
+    /// submission when it returned [`ApiError::UnknownOutcome`].
+    pub async fn create(&self, slug: &str, body: &Value) -> Result<CreateResponse, ApiError> {
+        self.call(
+            Method::POST,
+            &format!("/v1/{slug}"),
+            Some(body),
+            Effect::Billing,
+        )
+        .await
+    }
+
+    /// GETs a project (or face detection task); returns the typed view and the raw JSON.
+    pub async fn project(&self, kind: ProjectKind, id: &str) -> Result<(Project, Value), ApiError> {
+        check_id(id)?;
+        let raw: Value = self
+            .call(
+                Method::GET,
+                &kind.project_path(id),
+                None,
+                Effect::Idempotent,
+            )
+            .await?;
+        let project = Project::from_value(kind, raw.clone())
+            .map_err(|e| ApiError::Local(format!("unexpected {} project: {e}", kind.as_str())))?;
+        Ok((project, raw))
+    }
+
+    /// `DELETE /v1/<kind>-projects/{id}` (204).
+    pub async fn delete_project(&self, kind: ProjectKind, id: &str) -> Result<(), ApiError> {
+        check_id(id)?;
+        let _: Value = self
+            .call(
+                Method::DELETE,
+                &kind.project_path(id),
+                None,
+                Effect::Idempotent,
+            )
+            .await?;
+        Ok(())
+    }
+
+    pub async fn account(&self) -> Result<Account, ApiError> {
+        self.call(Method::GET, "/v1/account", None, Effect::Idempotent)
+            .await
+    }
+
+    /// Downloads a signed output URL into `dest`, streamed. Returns the byte count.
+    pub async fn download(&self, url: &str, dest: &Path) -> Result<u64, ApiError> {
+        let resp = self
+            .http
+            .get(url)
+            .send()
+            .await
+            .map_err(|e| send_error(e, Effect::Idempotent))?;
+        let resp = check_status(resp).await?;
+        let mut out = tokio::fs::File::create(dest)
+            .await
+            .map_err(|e| ApiError::Local(format!("cannot create {}: {e}", dest.display())))?;
+        let mut stream = resp.bytes_stream();
+        let mut n = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| ApiError::Retryable {
+                status: None,
+                retry_after: None,
+                reason: format!("download cut off after {n} bytes: {e}"),
+            })?;
+            out.write_all(&chunk)
+                .await
+                .map_err(|e| ApiError::Local(format!("cannot write {}: {e}", dest.display())))?;
+            n += chunk.len() as u64;
+        }
+        out.flush()
+            .await
+            .map_err(|e| ApiError::Local(format!("cannot write {}: {e}", dest.display())))?;
+        out.sync_all()
+            .await
+            .map_err(|e| ApiError::Local(format!("cannot sync {}: {e}", dest.display())))?;
+        Ok(n)
+    }
+}
+
+/// IDs go into URL paths: refuse anything that could change the path (as the official CLI does).
+fn check_id(id: &str) -> Result<(), ApiError> {
+    if id.is_empty() || id.contains(['/', '\\', '?', '#']) {
+        return Err(ApiError::Local(format!("invalid project id {id:?}")));
+    }
+    Ok(())
+}
+
+/// A request that got no answer. Only a failed connect proves nothing was sent.
+fn send_error(e: reqwest::Error, effect: Effect) -> ApiError {
+    let reason = without_url(&e);
+    if e.is_connect() || effect == Effect::Idempotent {
+        ApiError::Retryable {
+            status: None,
+            retry_after: None,
+            reason,
+        }
+    } else {
+        ApiError::UnknownOutcome {
+            reason: format!("the request was sent but no answer came back: {reason}"),
+        }
+    }
+}
+
+/// reqwest errors print their URL; signed URLs carry secrets in their query, so drop it.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    if let Some(url) = e.url() {
+        msg = msg.replace(url.as_str(), url.path());
+    }
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
+async fn check_status(resp: reqwest::Response) -> Result<reqwest::Response, ApiError> {
+    let status = resp.status();
+    if status.is_success() {
+        return Ok(resp);
+    }
+    let retry_after = resp
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    let body = resp.bytes().await.unwrap_or_default();
+    let parsed: Option<ErrorBody> = serde_json::from_slice(&body).ok();
+    let code = parsed
+        .as_ref()
+        .and_then(|b| b.code.clone())
+        .unwrap_or_else(|| default_code(status.as_u16()).to_string());
+    let message = parsed
+        .map(|b| b.message)
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
+    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        Err(ApiError::Retryable {
+            status: Some(status.as_u16()),
+            retry_after,
+            reason: format!("{} {code}: {message}", status.as_u16()),
+        })
+    } else {
+        Err(ApiError::Refused {
+            status: status.as_u16(),
+            code,
+            message,
+        })
+    }
+}
+
+/// Retry-After is either delta-seconds or an HTTP date.
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    if let Ok(secs) = v.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(v.trim()).ok()?;
+    when.duration_since(std::time::SystemTime::now()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_redacted() {
+        let c = Client::new("http://127.0.0.1:9", ApiKey::new("mhk_live_secret")).unwrap();
+        assert!(!format!("{c:?}").contains("secret"));
+        assert!(!format!("{:?}", ApiKey::new("mhk_live_secret")).contains("secret"));
+    }
+
+    #[test]
+    fn retry_after_seconds() {
+        assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn ids_cannot_escape_the_path() {
+        assert!(check_id("abc-123_X").is_ok());
+        for bad in ["", "a/b", "a?b", "a#b", "..\\x"] {
+            assert!(check_id(bad).is_err());
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! The Magic Hour API: the tool catalogue, serde models, the HTTP client and its retry helper.
+
+pub mod catalog;
+pub mod client;
+pub mod error;
+pub mod retry;
+pub mod schema;
+pub mod types;
+
+pub use client::{ApiKey, Client};
+pub use error::ApiError;

@@ -1,0 +1,5 @@
+//! mhfs: Magic Hour as a drive. See README.md for the map of the code.
+
+pub mod api;
+pub mod cli;
+pub mod mock;

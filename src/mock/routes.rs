@@ -1,0 +1,644 @@
+//! HTTP routes of the mock. API routes under `/v1/` as the real service; the mock's own under
+//! `/_mock/`: signed upload and download URLs, and the admin endpoints (`requests`, `faults`,
+//! `credits`).
+
+// Handlers short-cut with a ready `Response` as their error; its size does not matter here.
+#![allow(clippy::result_large_err)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, Request, State as Extract};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
+
+use super::faults::{Fault, Faults, is_faultable, op_of};
+use super::render;
+use super::state::{Outcome, Phase, Project, Record, State, Upload, new_id};
+use crate::api::catalog::{self, Media, ProjectKind};
+use crate::api::schema::validate_create;
+use crate::api::types::{Download, ProjectError, timestamp};
+
+type Shared = Arc<State>;
+
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/v1/files/upload-urls", post(upload_urls))
+        .route("/v1/account", get(account))
+        .route("/v1/face-detection", post(create_face_detection))
+        .route("/v1/face-detection/{id}", get(get_face_detection))
+        .route(
+            "/v1/image-projects/{id}",
+            get(get_image).delete(delete_image),
+        )
+        .route(
+            "/v1/video-projects/{id}",
+            get(get_video).delete(delete_video),
+        )
+        .route(
+            "/v1/audio-projects/{id}",
+            get(get_audio).delete(delete_audio),
+        )
+        .route("/v1/{slug}", post(create))
+        .route("/_mock/upload/{*path}", put(upload))
+        .route("/_mock/files/{id}/{name}", get(download))
+        .route("/_mock/requests", get(requests).delete(clear_requests))
+        .route("/_mock/faults", get(get_faults).post(set_faults))
+        .route("/_mock/credits", post(set_credits))
+        .fallback(|| async { not_found() })
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// A JSON error in both generations' shape: `{code, message}`.
+fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
+    json_response(status, json!({"code": code, "message": message.into()}))
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "not_found", "Not Found")
+}
+
+/// Records every request, checks auth on `/v1/`, and applies faults and latency.
+async fn observe(Extract(state): Extract<Shared>, req: Request, next: Next) -> Response {
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let op = op_of(&method, &path);
+    let slug = (op == "create").then(|| path.trim_start_matches("/v1/").to_string());
+    let time = timestamp(SystemTime::now());
+
+    // Keep JSON bodies for the record; uploads stream to disk and are only counted.
+    let (req, body) = if op == "upload" {
+        let bytes = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        (req, json!({ "bytes": bytes }))
+    } else {
+        let (parts, body) = req.into_parts();
+        let bytes = axum::body::to_bytes(body, 16 << 20)
+            .await
+            .unwrap_or_default();
+        let recorded = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        (Request::from_parts(parts, Body::from(bytes)), recorded)
+    };
+
+    let fault = if is_faultable(&op) {
+        let (latency, fault) = {
+            let mut inner = state.lock();
+            let fault = inner.faults.pick(&op, slug.as_deref());
+            (inner.faults.latency_ms, fault)
+        };
+        if latency > 0 {
+            tokio::time::sleep(Duration::from_millis(latency)).await;
+        }
+        fault
+    } else {
+        None
+    };
+
+    let resp = if path.starts_with("/v1/")
+        && let Err(resp) = authorize(&state, req.headers())
+    {
+        resp
+    } else {
+        match fault {
+            Some(Fault::Status { status }) => {
+                let status =
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let code = crate::api::error::default_code(status.as_u16());
+                error(status, code, format!("mock fault: {status}"))
+            }
+            Some(Fault::Throttle { retry_after_secs }) => {
+                let mut r = error(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_requests",
+                    "Too many requests",
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, retry_after_secs.into());
+                r
+            }
+            Some(Fault::Drop) => cut_body(next.run(req).await).await,
+            None => next.run(req).await,
+        }
+    };
+
+    if op != "admin" {
+        state.record(Record {
+            method,
+            path,
+            op,
+            body,
+            status: resp.status().as_u16(),
+            time,
+        });
+    }
+    resp
+}
+
+fn authorize(state: &State, headers: &HeaderMap) -> Result<(), Response> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .unwrap_or("");
+    let ok = match &state.config.api_key {
+        Some(key) => token == key,
+        None => !token.is_empty(),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Unauthorized",
+        ))
+    }
+}
+
+/// Sends the head and half of the body, then breaks the connection.
+async fn cut_body(resp: Response) -> Response {
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, bytes.len().into());
+    let half = bytes.slice(..bytes.len() / 2);
+    let stream = futures_util::stream::iter(vec![
+        Ok(half),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "mock fault: connection dropped",
+        )),
+    ]);
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
+fn parse_json(body: &Bytes) -> Result<Value, Response> {
+    if body.is_empty() {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "Missing request body",
+        ));
+    }
+    serde_json::from_slice(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("Request body is not valid JSON: {e}"),
+        )
+    })
+}
+
+fn validate(path: &str, body: &Value) -> Result<(), Response> {
+    validate_create(path, body).map_err(|inv| {
+        json_response(
+            StatusCode::BAD_REQUEST,
+            json!({"code": "invalid_request", "message": inv.message, "field": inv.field}),
+        )
+    })
+}
+
+async fn upload_urls(Extract(state): Extract<Shared>, body: Bytes) -> Response {
+    let body = match parse_json(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(r) = validate("/v1/files/upload-urls", &body) {
+        return r;
+    }
+    let items = body["items"].as_array().cloned().unwrap_or_default();
+    let mut minted = Vec::new();
+    for item in &items {
+        let ext = item["extension"].as_str().unwrap_or_default();
+        let kind = item["type"].as_str().unwrap_or_default();
+        let media = match kind {
+            "image" => Media::Image,
+            "video" => Media::Video,
+            _ => Media::Audio,
+        };
+        if !media.accepts(ext) {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unprocessable_entity",
+                format!(
+                    "'{ext}' is an invalid {kind} extension. Possible extensions are '{}'",
+                    media.extensions().join(", ")
+                ),
+            );
+        }
+        minted.push((media, ext.to_string()));
+    }
+    let lifetime = state.url_lifetime();
+    let mut out = Vec::new();
+    let mut inner = state.lock();
+    for (media, ext) in minted {
+        let name = format!("{}.{ext}", new_id());
+        let file_path = format!("api-assets/{}/{name}", &new_id()[1..9]);
+        let (url, expires) = state.sign("PUT", &format!("/_mock/upload/{file_path}"), lifetime);
+        inner.uploads.insert(
+            file_path.clone(),
+            Upload {
+                disk: state.upload_disk_path(&name),
+                media,
+                complete: false,
+            },
+        );
+        out.push(
+            json!({"upload_url": url, "expires_at": timestamp(expires), "file_path": file_path}),
+        );
+    }
+    json_response(StatusCode::OK, json!({ "items": out }))
+}
+
+/// The raw-body PUT of an upload URL, streamed to disk.
+async fn upload(
+    Extract(state): Extract<Shared>,
+    Path(file_path): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
+    req: Request,
+) -> Response {
+    if let Err(why) = state.verify("PUT", &format!("/_mock/upload/{file_path}"), &query) {
+        return error(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("upload URL {why}"),
+        );
+    }
+    let disk = match state.lock().uploads.get(&file_path) {
+        Some(u) => u.disk.clone(),
+        None => return error(StatusCode::NOT_FOUND, "not_found", "Not Found"),
+    };
+    let part = disk.with_extension("part");
+    let result = async {
+        let mut f = tokio::fs::File::create(&part).await?;
+        let mut stream = req.into_body().into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            f.write_all(&chunk.map_err(std::io::Error::other)?).await?;
+        }
+        f.flush().await?;
+        tokio::fs::rename(&part, &disk).await
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            if let Some(u) = state.lock().uploads.get_mut(&file_path) {
+                u.complete = true;
+            }
+            StatusCode::OK.into_response()
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&part).await;
+            error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("upload failed: {e}"),
+            )
+        }
+    }
+}
+
+async fn create(
+    Extract(state): Extract<Shared>,
+    Path(slug): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(tool) = catalog::tool(&slug).filter(|t| t.kind != ProjectKind::FaceDetection) else {
+        return not_found();
+    };
+    let body = match parse_json(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(r) = validate(&tool.create_path(), &body) {
+        return r;
+    }
+    let cost = render::cost(tool, &body);
+    let id = new_id();
+    {
+        let mut inner = state.lock();
+        if inner.credits < cost {
+            return error(
+                StatusCode::PAYMENT_REQUIRED,
+                "insufficient_credits",
+                format!("This job needs {cost} credits; {} are left", inner.credits),
+            );
+        }
+        inner.credits -= cost;
+        inner.projects.insert(
+            id.clone(),
+            Project {
+                id: id.clone(),
+                tool,
+                body,
+                created: SystemTime::now(),
+                started: std::time::Instant::now(),
+                credits: cost,
+                outcome: Default::default(),
+            },
+        );
+    }
+    let mut resp = json!({"id": id, "credits_charged": cost});
+    match tool.kind {
+        ProjectKind::Image => resp["frame_cost"] = cost.into(),
+        ProjectKind::Video => resp["estimated_frame_cost"] = cost.into(),
+        _ => {}
+    }
+    json_response(StatusCode::OK, resp)
+}
+
+async fn create_face_detection(Extract(state): Extract<Shared>, body: Bytes) -> Response {
+    let body = match parse_json(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let Err(r) = validate("/v1/face-detection", &body) {
+        return r;
+    }
+    let tool = catalog::tool("face-detection").expect("in the catalogue");
+    let id = new_id();
+    state.lock().projects.insert(
+        id.clone(),
+        Project {
+            id: id.clone(),
+            tool,
+            body,
+            created: SystemTime::now(),
+            started: std::time::Instant::now(),
+            credits: 0,
+            outcome: Default::default(),
+        },
+    );
+    json_response(StatusCode::OK, json!({"id": id, "credits_charged": 0}))
+}
+
+/// Where a project is in its life, rendering its outputs the first time it is over.
+async fn settle(state: &Shared, id: &str, kind: ProjectKind) -> Option<(Phase, Option<Outcome>)> {
+    let (phase, cell, job) = {
+        let inner = state.lock();
+        let p = inner.projects.get(id).filter(|p| p.tool.kind == kind)?;
+        let phase = state.phase(p.started);
+        let job = render::Job {
+            tool: p.tool,
+            body: p.body.clone(),
+            inputs: render::resolve_inputs(p.tool, &p.body, &inner.uploads),
+            out_dir: state.output_dir(&p.id),
+        };
+        (phase, p.outcome.clone(), job)
+    };
+    if !matches!(phase, Phase::Done) {
+        return Some((phase, None));
+    }
+    let outcome = cell
+        .get_or_init(|| async move {
+            tokio::task::spawn_blocking(move || render::render(&job))
+                .await
+                .unwrap_or_else(|e| {
+                    Outcome::Failed(ProjectError {
+                        code: "unknown_error".into(),
+                        message: format!("mock render crashed: {e}"),
+                    })
+                })
+        })
+        .await
+        .clone();
+    if let Outcome::Failed(_) = outcome {
+        // A failed job is refunded, once.
+        let mut inner = state.lock();
+        let refund = inner
+            .projects
+            .get_mut(id)
+            .map(|p| std::mem::take(&mut p.credits));
+        inner.credits += refund.unwrap_or(0);
+    }
+    Some((Phase::Done, Some(outcome)))
+}
+
+/// The project object of API.md §3 as the official SDK requires it.
+async fn project_json(state: &Shared, id: &str, kind: ProjectKind) -> Response {
+    let Some((phase, outcome)) = settle(state, id, kind).await else {
+        return not_found();
+    };
+    let lifetime = state.url_lifetime();
+    let inner = state.lock();
+    let Some(p) = inner.projects.get(id) else {
+        return not_found();
+    };
+    let (status, downloads, err) = match (&phase, &outcome) {
+        (Phase::Queued, _) => ("queued", vec![], None),
+        (Phase::Rendering, _) | (Phase::Done, None) => ("rendering", vec![], None),
+        (Phase::Done, Some(Outcome::Complete(files))) => {
+            let downloads: Vec<Download> = files
+                .iter()
+                .map(|f| {
+                    let (url, expires) =
+                        state.sign("GET", &format!("/_mock/files/{}/{f}", p.id), lifetime);
+                    Download {
+                        url,
+                        expires_at: timestamp(expires),
+                    }
+                })
+                .collect();
+            ("complete", downloads, None)
+        }
+        (Phase::Done, Some(Outcome::Failed(e))) => ("error", vec![], Some(e.clone())),
+    };
+    let name = p.body.get("name").and_then(Value::as_str).map(String::from);
+    let created_at = timestamp(p.created);
+    let body = match kind {
+        ProjectKind::FaceDetection => {
+            let faces: Vec<Value> = downloads
+                .iter()
+                .zip(match &outcome {
+                    Some(Outcome::Complete(files)) => files.clone(),
+                    _ => vec![],
+                })
+                .map(|(d, f)| json!({"path": format!("api-assets/{}/{f}", p.id), "url": d.url}))
+                .collect();
+            json!({"id": p.id, "credits_charged": p.credits, "status": status, "faces": faces})
+        }
+        ProjectKind::Image => json!({
+            "id": p.id, "name": name, "status": status,
+            "image_count": render::output_count(p.tool, &p.body),
+            "type": p.tool.project_type, "created_at": created_at, "enabled": true,
+            "credits_charged": p.credits, "total_frame_cost": p.credits,
+            "downloads": downloads, "error": err,
+        }),
+        ProjectKind::Video => {
+            let (start, end) = render::clip(&p.body);
+            json!({
+                "id": p.id, "name": name, "status": status, "type": p.tool.project_type,
+                "created_at": created_at, "width": render::VIDEO_SIZE.0, "height": render::VIDEO_SIZE.1,
+                "enabled": true, "start_seconds": start, "end_seconds": end,
+                "credits_charged": p.credits, "total_frame_cost": p.credits, "fps": render::VIDEO_FPS,
+                "error": err, "download": downloads.first(), "downloads": downloads,
+            })
+        }
+        ProjectKind::Audio => json!({
+            "id": p.id, "name": name, "status": status, "type": p.tool.project_type,
+            "created_at": created_at, "enabled": true, "credits_charged": p.credits,
+            "downloads": downloads, "error": err,
+        }),
+    };
+    json_response(StatusCode::OK, body)
+}
+
+async fn get_image(Extract(s): Extract<Shared>, Path(id): Path<String>) -> Response {
+    project_json(&s, &id, ProjectKind::Image).await
+}
+async fn get_video(Extract(s): Extract<Shared>, Path(id): Path<String>) -> Response {
+    project_json(&s, &id, ProjectKind::Video).await
+}
+async fn get_audio(Extract(s): Extract<Shared>, Path(id): Path<String>) -> Response {
+    project_json(&s, &id, ProjectKind::Audio).await
+}
+async fn get_face_detection(Extract(s): Extract<Shared>, Path(id): Path<String>) -> Response {
+    project_json(&s, &id, ProjectKind::FaceDetection).await
+}
+
+/// DELETE removes the project and its outputs for good; a later GET or DELETE is 404.
+async fn delete_project(state: &Shared, id: &str, kind: ProjectKind) -> Response {
+    let removed = {
+        let mut inner = state.lock();
+        match inner.projects.get(id) {
+            Some(p) if p.tool.kind == kind => inner.projects.remove(id),
+            _ => None,
+        }
+    };
+    if removed.is_none() {
+        return not_found();
+    }
+    let _ = tokio::fs::remove_dir_all(state.output_dir(id)).await;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn delete_image(Extract(s): Extract<Shared>, Path(id): Path<String>) -> Response {
+    delete_project(&s, &id, ProjectKind::Image).await
+}
+async fn delete_video(Extract(s): Extract<Shared>, Path(id): Path<String>) -> Response {
+    delete_project(&s, &id, ProjectKind::Video).await
+}
+async fn delete_audio(Extract(s): Extract<Shared>, Path(id): Path<String>) -> Response {
+    delete_project(&s, &id, ProjectKind::Audio).await
+}
+
+/// Signed, expiring, unauthenticated output download, streamed from disk.
+async fn download(
+    Extract(state): Extract<Shared>,
+    Path((id, name)): Path<(String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(why) = state.verify("GET", &format!("/_mock/files/{id}/{name}"), &query) {
+        let message = if why == "expired" {
+            "Request has expired".to_string()
+        } else {
+            format!("download URL: {why}")
+        };
+        return error(StatusCode::FORBIDDEN, "forbidden", message);
+    }
+    if name.contains('/') || name.starts_with('.') {
+        return not_found();
+    }
+    let path = state.output_dir(&id).join(&name);
+    let Ok(file) = tokio::fs::File::open(&path).await else {
+        return not_found();
+    };
+    let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let mime = render::mime_of(&name);
+    (
+        [
+            (header::CONTENT_TYPE, mime.to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+            file,
+            256 * 1024,
+        )),
+    )
+        .into_response()
+}
+
+async fn account(Extract(state): Extract<Shared>) -> Response {
+    let credits = state.lock().credits.max(0);
+    json_response(
+        StatusCode::OK,
+        json!({"id": "mock-account", "email": "mock@example.com", "tier": "business",
+               "credits": credits, "subscription": null}),
+    )
+}
+
+async fn requests(Extract(state): Extract<Shared>) -> Response {
+    json_response(
+        StatusCode::OK,
+        json!({"requests": state.records(), "counts": state.counts()}),
+    )
+}
+
+async fn clear_requests(Extract(state): Extract<Shared>) -> Response {
+    state.clear_records();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn get_faults(Extract(state): Extract<Shared>) -> Response {
+    json_response(
+        StatusCode::OK,
+        serde_json::to_value(state.faults()).expect("serializable"),
+    )
+}
+
+async fn set_faults(Extract(state): Extract<Shared>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Faults>(&body) {
+        Ok(f) => {
+            state.set_faults(f.clone());
+            json_response(
+                StatusCode::OK,
+                serde_json::to_value(f).expect("serializable"),
+            )
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
+    }
+}
+
+async fn set_credits(Extract(state): Extract<Shared>, body: Bytes) -> Response {
+    match parse_json(&body).map(|v| v["credits"].as_i64()) {
+        Ok(Some(c)) => {
+            state.set_credits(c);
+            json_response(StatusCode::OK, json!({ "credits": c }))
+        }
+        Ok(None) => error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "credits must be an integer",
+        ),
+        Err(r) => r,
+    }
+}
