@@ -1,4 +1,4 @@
-//! The command line: `mhfs mock` (and `mhfs mount`, see issue "The drive").
+//! The command line: `mhfs mount`, `mhfs mock`, `mhfs tools`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::api::ApiKey;
+use crate::engine::EngineConfig;
 use crate::mock::{Faults, MockConfig, MockServer};
 
 #[derive(Parser, Debug)]
@@ -17,8 +19,139 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Mount Magic Hour as a drive (foreground; Ctrl-C, SIGTERM or `umount` unmounts).
+    Mount(MountArgs),
     /// Run the mock Magic Hour API as a standalone server.
     Mock(MockArgs),
+    /// Print the tool catalogue as a Markdown table.
+    Tools,
+}
+
+#[derive(Args, Debug)]
+pub struct MountArgs {
+    /// An existing, empty folder to mount on.
+    pub mountpoint: PathBuf,
+    /// API base URL (default https://api.magichour.ai when a key is given).
+    #[arg(long)]
+    pub api_url: Option<String>,
+    /// File holding the API key (otherwise MAGIC_HOUR_API_KEY). With neither a key nor an API
+    /// URL, an embedded mock API serves and nothing is billed.
+    #[arg(long)]
+    pub api_key_file: Option<PathBuf>,
+    /// Where jobs, staged inputs and outputs are kept (default $XDG_STATE_HOME/mhfs).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Let other users see the mount.
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Log every step (debug level).
+    #[arg(short, long)]
+    pub debug: bool,
+    /// First poll interval in seconds for every kind (default: 3 s for images and audio, 5 s
+    /// for videos, backing off for long jobs).
+    #[arg(long)]
+    pub poll_interval: Option<f64>,
+    /// Seconds an inbox folder must be quiet before it is submitted.
+    #[arg(long, default_value_t = 2.0)]
+    pub settle: f64,
+    /// Render time of the embedded mock, in seconds.
+    #[arg(long, default_value_t = 6.0)]
+    pub mock_render_time: f64,
+}
+
+const REAL_API: &str = "https://api.magichour.ai";
+
+/// The state directory: `$XDG_STATE_HOME/mhfs`, else `~/.local/state/mhfs`.
+fn default_state_dir() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("/tmp"))
+        .join("mhfs")
+}
+
+fn read_key(args: &MountArgs) -> Result<Option<String>, String> {
+    if let Some(file) = &args.api_key_file {
+        let key = std::fs::read_to_string(file)
+            .map_err(|e| format!("cannot read the key file {}: {e}", file.display()))?;
+        let key = key.trim().to_string();
+        if key.is_empty() {
+            return Err(format!("the key file {} is empty", file.display()));
+        }
+        return Ok(Some(key));
+    }
+    Ok(std::env::var("MAGIC_HOUR_API_KEY")
+        .ok()
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty()))
+}
+
+pub async fn run_mount(args: MountArgs) -> Result<(), String> {
+    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    std::fs::create_dir_all(&state_dir).map_err(|e| {
+        format!(
+            "cannot create the state directory {}: {e}",
+            state_dir.display()
+        )
+    })?;
+    let key = read_key(&args)?;
+    let mut mock = None;
+    let (api_url, key) = match (&args.api_url, key) {
+        (Some(url), key) => (url.clone(), key.unwrap_or_else(|| "mhfs-local".into())),
+        (None, Some(key)) => (REAL_API.to_string(), key),
+        (None, None) => {
+            let server = MockServer::start_local(MockConfig {
+                render_time: Duration::from_secs_f64(args.mock_render_time.max(0.0)),
+                data_dir: Some(state_dir.join("mock")),
+                ..MockConfig::default()
+            })
+            .await
+            .map_err(|e| format!("cannot start the embedded mock: {e}"))?;
+            let url = server.url();
+            eprintln!(
+                "mhfs: no API key: the embedded mock Magic Hour API serves at {url}. Nothing is billed.\n\
+                 mhfs: set MAGIC_HOUR_API_KEY (or --api-key-file) to use the real service."
+            );
+            mock = Some(server);
+            (url, "mhfs-mock".to_string())
+        }
+    };
+    let mounted = crate::fs::mount(crate::fs::MountOptions {
+        mountpoint: args.mountpoint.clone(),
+        api_url,
+        api_key: ApiKey::new(key),
+        state_dir,
+        allow_other: args.allow_other,
+        engine: EngineConfig {
+            poll_base: args
+                .poll_interval
+                .map(|s| Duration::from_secs_f64(s.max(0.01))),
+            ..EngineConfig::default()
+        },
+        settle: Duration::from_secs_f64(args.settle.max(0.0)),
+    })?;
+    eprintln!(
+        "mhfs: mounted on {}; Ctrl-C or `umount {}` unmounts",
+        args.mountpoint.display(),
+        args.mountpoint.display()
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
+    let mut check = tokio::time::interval(Duration::from_millis(300));
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = check.tick() => if mounted.is_unmounted() { break },
+        }
+    }
+    tokio::task::spawn_blocking(move || mounted.unmount())
+        .await
+        .map_err(|e| format!("unmount: {e}"))?;
+    if let Some(mock) = mock {
+        mock.stop().await;
+    }
+    Ok(())
 }
 
 #[derive(Args, Debug)]

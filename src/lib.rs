@@ -2,4 +2,6 @@
 
 pub mod api;
 pub mod cli;
+pub mod engine;
+pub mod fs;
 pub mod mock;

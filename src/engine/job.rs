@@ -1,0 +1,403 @@
+//! A job as the drive keeps it, and the pure rules that move it along.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::api::catalog::{self, ProjectKind, Tool};
+use crate::api::types::{Project, Status};
+
+pub type JobId = i64;
+
+/// Where a submission is, persisted before each network step so a restart knows what was done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// Inputs are on local disk; the body is not built yet.
+    Staged,
+    /// Local inputs are being uploaded (each one's `remote` is saved as it finishes).
+    Uploading,
+    /// The create call is about to be, or was, sent. Found at start-up, it means the outcome is
+    /// unknown: the process died with the call in flight.
+    Creating,
+    /// The project exists on Magic Hour: poll and download.
+    Created,
+    /// Ended: complete, error or canceled (see `status`).
+    Done,
+    /// Failed before any project existed (nothing billed), or the create was refused.
+    Failed,
+    /// The create was sent and its answer lost: never retried automatically.
+    Unknown,
+}
+
+/// The word in the job's `status` file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    Uploading,
+    Submitting,
+    Queued,
+    Rendering,
+    Downloading,
+    Complete,
+    Error,
+    Canceled,
+}
+
+impl JobStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Uploading => "uploading",
+            JobStatus::Submitting => "submitting",
+            JobStatus::Queued => "queued",
+            JobStatus::Rendering => "rendering",
+            JobStatus::Downloading => "downloading",
+            JobStatus::Complete => "complete",
+            JobStatus::Error => "error",
+            JobStatus::Canceled => "canceled",
+        }
+    }
+}
+
+/// A local input of the job: a dropped file, or a file of a dropped folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputFile {
+    /// The name it had in the inbox, shown in the job folder when the job fails.
+    pub name: String,
+    /// Where it is kept, under the job's folder in the state directory.
+    pub path: PathBuf,
+    /// The `file_path` it got when uploaded.
+    #[serde(default)]
+    pub remote: Option<String>,
+}
+
+/// An output of the job: shown once `done`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputFile {
+    pub name: String,
+    pub url: String,
+    #[serde(default)]
+    pub done: bool,
+    /// Removed by the user (`rm`): not shown, not downloaded again.
+    #[serde(default)]
+    pub removed: bool,
+    #[serde(default)]
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: JobId,
+    pub name: String,
+    pub tool: String,
+    pub stage: Stage,
+    pub status: JobStatus,
+    #[serde(default)]
+    pub project_id: Option<String>,
+    /// What was dropped: `file`, `text`, `json` or `folder`.
+    pub source: String,
+    pub inputs: Vec<InputFile>,
+    /// The create body as sent (after uploads): `request.json`.
+    #[serde(default)]
+    pub request: Option<Value>,
+    /// The project as last seen: `job.json`.
+    #[serde(default)]
+    pub project: Option<Value>,
+    /// `code: message` when failed.
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub outputs: Vec<OutputFile>,
+    /// The body with placeholders and the uploads it waits for, made once when staged.
+    #[serde(default)]
+    pub plan: Option<super::submit::Plan>,
+    pub created: SystemTime,
+    pub updated: SystemTime,
+}
+
+impl Job {
+    pub fn tool(&self) -> &'static Tool {
+        catalog::tool(&self.tool).expect("jobs are only made for catalogue tools")
+    }
+
+    pub fn kind(&self) -> ProjectKind {
+        self.tool().kind
+    }
+
+    /// The job's own folder in the state directory.
+    pub fn dir(&self, state_dir: &std::path::Path) -> PathBuf {
+        state_dir.join("jobs").join(self.id.to_string())
+    }
+
+    /// `status` file content.
+    pub fn status_text(&self) -> String {
+        format!("{}\n", self.status.as_str())
+    }
+
+    pub fn error_text(&self) -> Option<String> {
+        self.error.as_ref().map(|e| format!("{e}\n"))
+    }
+
+    /// Whether its task still has work: uploads, a create, polls or downloads.
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self.stage,
+            Stage::Staged | Stage::Uploading | Stage::Creating | Stage::Created
+        )
+    }
+
+    /// Ends the job in `error` with `code: message`.
+    pub fn fail(&mut self, stage: Stage, code: &str, message: &str) {
+        self.stage = stage;
+        self.status = JobStatus::Error;
+        self.error = Some(format!("{code}: {message}"));
+    }
+
+    /// Shows the dropped inputs in the job folder when it failed, so nothing is lost.
+    pub fn shows_inputs(&self) -> bool {
+        self.status == JobStatus::Error || self.stage == Stage::Unknown
+    }
+}
+
+/// What the engine does next after a poll.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Not finished: poll again later.
+    Poll,
+    /// Finished with outputs to download.
+    Download,
+    /// Finished (error, canceled, or complete with nothing left to fetch).
+    Stop,
+}
+
+/// Applies a polled project to the job: status, `job.json`, outputs, error. Pure, so the rules
+/// are unit-tested without a server.
+pub fn apply_poll(job: &mut Job, project: &Project, raw: &Value) -> Next {
+    job.project = Some(raw.clone());
+    match project.status() {
+        Status::Draft | Status::Queued => {
+            job.status = JobStatus::Queued;
+            Next::Poll
+        }
+        Status::Rendering => {
+            job.status = JobStatus::Rendering;
+            Next::Poll
+        }
+        Status::Complete => {
+            let urls = project.download_urls();
+            let many = urls.len() > 1;
+            for (i, url) in urls.iter().enumerate() {
+                let name = output_name(job.kind(), url, many.then_some(i + 1));
+                match job.outputs.get_mut(i) {
+                    // Fresh signed URLs replace expired ones; names and progress stay.
+                    Some(o) => o.url = url.clone(),
+                    None => job.outputs.push(OutputFile {
+                        name,
+                        url: url.clone(),
+                        done: false,
+                        removed: false,
+                        size: 0,
+                    }),
+                }
+            }
+            if job.outputs.iter().all(|o| o.done || o.removed) {
+                job.status = JobStatus::Complete;
+                job.stage = Stage::Done;
+                Next::Stop
+            } else {
+                job.status = JobStatus::Downloading;
+                Next::Download
+            }
+        }
+        Status::Error => {
+            let (code, message) = project
+                .error()
+                .map(|e| (e.code.clone(), e.message.clone()))
+                .unwrap_or_else(|| ("unknown_error".into(), "the job failed".into()));
+            job.fail(Stage::Done, &code, &message);
+            Next::Stop
+        }
+        Status::Canceled => {
+            job.stage = Stage::Done;
+            job.status = JobStatus::Canceled;
+            job.error = Some("canceled: the job was canceled on Magic Hour".into());
+            Next::Stop
+        }
+    }
+}
+
+/// `output.<ext>`, or `output-N.<ext>` when there are several; face crops keep `face-N.png`.
+/// The extension comes from the URL, as every official downloader does.
+pub fn output_name(kind: ProjectKind, url: &str, index: Option<usize>) -> String {
+    let path = url.split(['?', '#']).next().unwrap_or(url);
+    let ext = path
+        .rsplit('/')
+        .next()
+        .and_then(|base| base.rsplit_once('.'))
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .filter(|e| !e.is_empty() && e.len() <= 8 && e.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| "bin".into());
+    let stem = if kind == ProjectKind::FaceDetection {
+        "face"
+    } else {
+        "output"
+    };
+    match (kind, index) {
+        (ProjectKind::FaceDetection, None) => format!("{stem}-1.{ext}"),
+        (_, Some(i)) => format!("{stem}-{i}.{ext}"),
+        (_, None) => format!("{stem}.{ext}"),
+    }
+}
+
+/// How long to wait before the next poll (DESIGN.md §5): images and audio every 3 s, videos
+/// every 5 s, backing off by half again per minute of waiting, up to 30 s. `base` overrides the
+/// first interval (tests use a short one).
+pub fn poll_interval(kind: ProjectKind, waited: Duration, base: Option<Duration>) -> Duration {
+    let first = base.unwrap_or(match kind {
+        ProjectKind::Video => Duration::from_secs(5),
+        _ => Duration::from_secs(3),
+    });
+    let minutes = (waited.as_secs() / 60).min(10) as i32;
+    first
+        .mul_f64(1.5f64.powi(minutes))
+        .min(Duration::from_secs(30).max(first))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::types::{Download, ImageProject, ProjectError};
+    use serde_json::json;
+
+    fn job() -> Job {
+        Job {
+            id: 1,
+            name: "holiday".into(),
+            tool: "ai-image-generator".into(),
+            stage: Stage::Created,
+            status: JobStatus::Queued,
+            project_id: Some("cabc".into()),
+            source: "text".into(),
+            inputs: vec![],
+            request: None,
+            project: None,
+            error: None,
+            outputs: vec![],
+            plan: None,
+            created: SystemTime::UNIX_EPOCH,
+            updated: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    fn project(status: Status, urls: &[&str], error: Option<ProjectError>) -> Project {
+        Project::Image(ImageProject {
+            id: "cabc".into(),
+            name: None,
+            status,
+            image_count: urls.len() as i64,
+            project_type: "AI_IMAGE".into(),
+            created_at: String::new(),
+            enabled: true,
+            credits_charged: 5,
+            total_frame_cost: 5,
+            downloads: urls
+                .iter()
+                .map(|u| Download {
+                    url: u.to_string(),
+                    expires_at: String::new(),
+                })
+                .collect(),
+            error,
+        })
+    }
+
+    #[test]
+    fn poll_moves_status_and_names_outputs() {
+        let mut j = job();
+        assert_eq!(
+            apply_poll(&mut j, &project(Status::Rendering, &[], None), &json!({})),
+            Next::Poll
+        );
+        assert_eq!(j.status, JobStatus::Rendering);
+        let urls = ["http://h/x/output-1.png?sig=1", "http://h/x/output-2.PNG"];
+        assert_eq!(
+            apply_poll(
+                &mut j,
+                &project(Status::Complete, &urls, None),
+                &json!({"a": 1})
+            ),
+            Next::Download
+        );
+        assert_eq!(j.status, JobStatus::Downloading);
+        let names: Vec<_> = j.outputs.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, ["output-1.png", "output-2.png"]);
+        assert_eq!(j.project, Some(json!({"a": 1})));
+
+        // Fresh URLs keep names and progress.
+        j.outputs[0].done = true;
+        j.outputs[1].done = true;
+        let fresh = [
+            "http://h/x/output-1.png?sig=2",
+            "http://h/x/output-2.png?sig=2",
+        ];
+        assert_eq!(
+            apply_poll(&mut j, &project(Status::Complete, &fresh, None), &json!({})),
+            Next::Stop
+        );
+        assert_eq!(j.status, JobStatus::Complete);
+        assert!(j.outputs[0].url.ends_with("sig=2"));
+    }
+
+    #[test]
+    fn poll_error_writes_code_and_message() {
+        let mut j = job();
+        let e = ProjectError {
+            code: "no_source_face".into(),
+            message: "Please use an image with a detectable face".into(),
+        };
+        assert_eq!(
+            apply_poll(&mut j, &project(Status::Error, &[], Some(e)), &json!({})),
+            Next::Stop
+        );
+        assert_eq!(j.status, JobStatus::Error);
+        assert_eq!(
+            j.error_text().unwrap(),
+            "no_source_face: Please use an image with a detectable face\n"
+        );
+        assert!(j.shows_inputs());
+    }
+
+    #[test]
+    fn output_names_take_the_url_extension() {
+        assert_eq!(
+            output_name(ProjectKind::Video, "https://v/id/output.mp4?x=1", None),
+            "output.mp4"
+        );
+        assert_eq!(
+            output_name(ProjectKind::Image, "https://v/id/noext", Some(2)),
+            "output-2.bin"
+        );
+        assert_eq!(
+            output_name(ProjectKind::FaceDetection, "https://v/a/0-1.png", Some(2)),
+            "face-2.png"
+        );
+    }
+
+    #[test]
+    fn polls_back_off_for_long_jobs() {
+        let img = poll_interval(ProjectKind::Image, Duration::ZERO, None);
+        assert_eq!(img, Duration::from_secs(3));
+        assert_eq!(
+            poll_interval(ProjectKind::Video, Duration::ZERO, None),
+            Duration::from_secs(5)
+        );
+        let later = poll_interval(ProjectKind::Video, Duration::from_secs(180), None);
+        assert!(later > Duration::from_secs(5) && later <= Duration::from_secs(30));
+        assert_eq!(
+            poll_interval(ProjectKind::Video, Duration::from_secs(3600), None),
+            Duration::from_secs(30)
+        );
+    }
+}

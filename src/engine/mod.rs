@@ -1,0 +1,452 @@
+//! The job engine: tokio tasks that upload, create, poll and download, never on a FUSE
+//! handler's path. Each job has at most one task; every step is persisted before the network
+//! call it leads to, so a restart resumes where it stopped and never repeats a create.
+
+pub mod job;
+pub mod store;
+pub mod submit;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+
+use crate::api::catalog::ProjectKind;
+use crate::api::retry::{Backoff, retry};
+use crate::api::{ApiError, Client};
+use crate::fs::core::Drive;
+use job::{JobId, JobStatus, Next, Stage, apply_poll, poll_interval};
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// First poll interval for every kind; `None` follows DESIGN.md §5 (3 s, videos 5 s).
+    pub poll_base: Option<Duration>,
+    /// Requests in flight at once, all jobs together.
+    pub max_in_flight: usize,
+    /// Requests started per second, all jobs together.
+    pub max_per_second: f64,
+    pub backoff: Backoff,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            poll_base: None,
+            max_in_flight: 8,
+            max_per_second: 10.0,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// A global cap on requests in flight and on their rate.
+struct Limiter {
+    slots: Semaphore,
+    next: Mutex<Instant>,
+    gap: Duration,
+}
+
+impl Limiter {
+    fn new(cfg: &EngineConfig) -> Limiter {
+        Limiter {
+            slots: Semaphore::new(cfg.max_in_flight.max(1)),
+            next: Mutex::new(Instant::now()),
+            gap: Duration::from_secs_f64(1.0 / cfg.max_per_second.max(0.1)),
+        }
+    }
+
+    async fn acquire(&self) -> SemaphorePermit<'_> {
+        let permit = self.slots.acquire().await.expect("never closed");
+        let at = {
+            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+            let at = (*next).max(Instant::now());
+            *next = at + self.gap;
+            at
+        };
+        tokio::time::sleep_until(at.into()).await;
+        permit
+    }
+}
+
+pub struct Engine {
+    client: Client,
+    drive: Arc<Drive>,
+    cfg: EngineConfig,
+    limiter: Limiter,
+    tasks: Mutex<HashMap<JobId, tokio::task::AbortHandle>>,
+    runtime: tokio::runtime::Handle,
+}
+
+/// Why a job step stopped: the job was failed and saved, or it was removed under us.
+struct Stopped;
+
+impl Engine {
+    pub fn new(client: Client, drive: Arc<Drive>, cfg: EngineConfig) -> Arc<Engine> {
+        Arc::new(Engine {
+            client,
+            drive,
+            limiter: Limiter::new(&cfg),
+            cfg,
+            tasks: Mutex::new(HashMap::new()),
+            runtime: tokio::runtime::Handle::current(),
+        })
+    }
+
+    /// Starts or resumes every unfinished job. A create that was in flight when the process
+    /// stopped has an unknown outcome: it is never sent again.
+    pub fn resume(self: &Arc<Self>) {
+        for job in self.drive.jobs() {
+            if job.stage == Stage::Creating {
+                self.drive.update(job.id, |j| {
+                    j.stage = Stage::Unknown;
+                    j.status = JobStatus::Error;
+                    j.error = Some(unknown_outcome_text(
+                        &j.tool,
+                        "mhfs stopped while this job's create call was in flight",
+                    ));
+                });
+                log::warn!(
+                    "job {}: create was in flight at the last stop; outcome unknown, not resent",
+                    job.name
+                );
+            } else if job.is_active() {
+                self.kick(job.id);
+            }
+        }
+    }
+
+    /// Runs the job's task unless one is running.
+    pub fn kick(self: &Arc<Self>, id: JobId) {
+        let mut tasks = self.tasks.lock().unwrap_or_else(|p| p.into_inner());
+        if tasks.get(&id).is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        let me = self.clone();
+        let task = self.runtime.spawn(async move {
+            me.run(id).await;
+            me.tasks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        });
+        tasks.insert(id, task.abort_handle());
+    }
+
+    /// Deletes a job: `DELETE` on Magic Hour when a project exists (204 or 404 both mean gone),
+    /// then the local copies. Any other answer keeps the job and is returned.
+    pub async fn delete(self: &Arc<Self>, id: JobId) -> Result<(), ApiError> {
+        let Some(job) = self.drive.job(id) else {
+            return Ok(());
+        };
+        if job.stage == Stage::Creating {
+            return Err(ApiError::Local("its create call is in flight".into()));
+        }
+        if let Some(task) = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
+        {
+            task.abort();
+        }
+        if let Some(pid) = job
+            .project_id
+            .as_deref()
+            .filter(|_| job.kind() != ProjectKind::FaceDetection)
+        {
+            let result = retry(self.cfg.backoff, || async {
+                let _permit = self.limiter.acquire().await;
+                self.client.delete_project(job.kind(), pid).await
+            })
+            .await;
+            match result {
+                Ok(()) | Err(ApiError::Refused { status: 404, .. }) => {}
+                Err(e) => {
+                    // The job stays; resume whatever it was doing.
+                    if job.is_active() {
+                        self.kick(id);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        self.drive.remove_job(id);
+        Ok(())
+    }
+
+    async fn run(self: &Arc<Self>, id: JobId) {
+        loop {
+            let Some(job) = self.drive.job(id) else {
+                return;
+            };
+            let step = match job.stage {
+                Stage::Staged => self.plan(id).await,
+                Stage::Uploading => self.upload(id).await,
+                Stage::Creating => self.create(id).await,
+                Stage::Created => self.poll(id).await,
+                Stage::Done | Stage::Failed | Stage::Unknown => return,
+            };
+            if step.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn fail(&self, id: JobId, stage: Stage, code: &str, message: &str) -> Result<(), Stopped> {
+        if let Some(job) = self.drive.update(id, |j| j.fail(stage, code, message)) {
+            log::warn!("job {}: {code}: {message}", job.name);
+        }
+        Err(Stopped)
+    }
+
+    /// Builds the body from the dropped files (local work, on a blocking thread).
+    async fn plan(&self, id: JobId) -> Result<(), Stopped> {
+        let Some(mut job) = self.drive.job(id) else {
+            return Err(Stopped);
+        };
+        let input_dir = self.drive.input_dir(id);
+        let planned = tokio::task::spawn_blocking(move || {
+            let plan = submit::plan(&mut job, &input_dir);
+            (job, plan)
+        })
+        .await
+        .map_err(|_| Stopped)?;
+        match planned {
+            (_, Err(refusal)) => self.fail(id, Stage::Failed, refusal.code, &refusal.message),
+            (planned_job, Ok(plan)) => {
+                self.drive.update(id, |j| {
+                    j.inputs = planned_job.inputs;
+                    j.plan = Some(plan);
+                    j.stage = Stage::Uploading;
+                    j.status = JobStatus::Uploading;
+                });
+                Ok(())
+            }
+        }
+    }
+
+    /// Uploads every planned input not uploaded yet, saving each `file_path` as it comes.
+    async fn upload(&self, id: JobId) -> Result<(), Stopped> {
+        let Some(job) = self.drive.job(id) else {
+            return Err(Stopped);
+        };
+        let Some(plan) = job.plan.clone() else {
+            return self.fail(
+                id,
+                Stage::Failed,
+                "internal_error",
+                "no plan for the upload",
+            );
+        };
+        for up in &plan.uploads {
+            let input = &job.inputs[up.input];
+            if input.remote.is_some() {
+                continue;
+            }
+            let result = retry(self.cfg.backoff, || async {
+                let _permit = self.limiter.acquire().await;
+                self.client.upload_file(&input.path, up.media).await
+            })
+            .await;
+            match result {
+                Ok(remote) => {
+                    log::info!("job {}: uploaded {} as {remote}", job.name, input.name);
+                    self.drive
+                        .update(id, |j| j.inputs[up.input].remote = Some(remote));
+                }
+                Err(e) => {
+                    let (code, message) = e.code_and_message();
+                    return self.fail(
+                        id,
+                        Stage::Failed,
+                        &code,
+                        &format!("upload of {} failed: {message}", input.name),
+                    );
+                }
+            }
+        }
+        // Every file_path is known: the body to send. Saved before the create is sent.
+        let Some(job) = self.drive.job(id) else {
+            return Err(Stopped);
+        };
+        let mut body = plan.body.clone();
+        for up in &plan.uploads {
+            if let (Some(slot), Some(remote)) = (
+                body.pointer_mut(&up.pointer),
+                job.inputs[up.input].remote.clone(),
+            ) {
+                *slot = serde_json::Value::String(remote);
+            }
+        }
+        self.drive.update(id, |j| {
+            j.request = Some(body);
+            j.stage = Stage::Creating;
+            j.status = JobStatus::Submitting;
+        });
+        Ok(())
+    }
+
+    /// The create call: sent once. Retried only when the API said nothing was done (no
+    /// connection, 429, 5xx); an answer lost after sending leaves the job `Unknown`.
+    async fn create(&self, id: JobId) -> Result<(), Stopped> {
+        let Some(job) = self.drive.job(id) else {
+            return Err(Stopped);
+        };
+        let body = job.request.clone().unwrap_or_default();
+        let slug = job.tool().slug;
+        let result = retry(self.cfg.backoff, || async {
+            let _permit = self.limiter.acquire().await;
+            self.client.create(slug, &body).await
+        })
+        .await;
+        match result {
+            Ok(created) => {
+                log::info!(
+                    "job {}: created {} project {} ({} credits)",
+                    job.name,
+                    slug,
+                    created.id,
+                    created.credits_charged
+                );
+                self.drive.update(id, |j| {
+                    j.project_id = Some(created.id.clone());
+                    j.stage = Stage::Created;
+                    j.status = JobStatus::Queued;
+                });
+                Ok(())
+            }
+            Err(ApiError::UnknownOutcome { reason }) => {
+                self.drive.update(id, |j| {
+                    j.stage = Stage::Unknown;
+                    j.status = JobStatus::Error;
+                    j.error = Some(unknown_outcome_text(&j.tool, &reason));
+                });
+                log::warn!(
+                    "job {}: create outcome unknown ({reason}); not resent",
+                    job.name
+                );
+                Err(Stopped)
+            }
+            Err(e) => {
+                let (code, message) = e.code_and_message();
+                self.fail(id, Stage::Failed, &code, &message)
+            }
+        }
+    }
+
+    /// One poll, after the cadence's wait; downloads when complete.
+    async fn poll(&self, id: JobId) -> Result<(), Stopped> {
+        let Some(job) = self.drive.job(id) else {
+            return Err(Stopped);
+        };
+        let kind = job.kind();
+        let Some(pid) = job.project_id.clone() else {
+            return self.fail(id, Stage::Failed, "internal_error", "no project id");
+        };
+        let waited = job.created.elapsed().unwrap_or_default();
+        if job.status != JobStatus::Downloading {
+            tokio::time::sleep(poll_interval(kind, waited, self.cfg.poll_base)).await;
+        }
+        let polled = retry(self.cfg.backoff, || async {
+            let _permit = self.limiter.acquire().await;
+            self.client.project(kind, &pid).await
+        })
+        .await;
+        let (project, raw) = match polled {
+            Ok(p) => p,
+            Err(ApiError::Refused { status: 404, .. }) => {
+                return self.fail(
+                    id,
+                    Stage::Done,
+                    "not_found",
+                    "the project no longer exists on Magic Hour",
+                );
+            }
+            // Still failing after the retries: keep the job and try again at the next poll.
+            Err(e) => {
+                log::warn!("job {}: poll failed: {e}", job.name);
+                return Ok(());
+            }
+        };
+        let mut next = Next::Poll;
+        self.drive
+            .update(id, |j| next = apply_poll(j, &project, &raw));
+        match next {
+            Next::Download => self.download(id).await,
+            Next::Poll | Next::Stop => Ok(()),
+        }
+    }
+
+    /// Downloads every output not yet here, each to a temp file renamed into place, and only
+    /// then shown. An expired URL is refreshed by the next poll.
+    async fn download(&self, id: JobId) -> Result<(), Stopped> {
+        let Some(job) = self.drive.job(id) else {
+            return Err(Stopped);
+        };
+        let out_dir = self.drive.output_dir(id);
+        if let Err(e) = tokio::fs::create_dir_all(&out_dir).await {
+            return self.fail(
+                id,
+                Stage::Done,
+                "local_error",
+                &format!("cannot create {}: {e}", out_dir.display()),
+            );
+        }
+        for (i, out) in job.outputs.iter().enumerate() {
+            if out.done || out.removed {
+                continue;
+            }
+            let part = out_dir.join(format!(".{}.part", out.name));
+            let result = retry(self.cfg.backoff, || async {
+                let _permit = self.limiter.acquire().await;
+                self.client.download(&out.url, &part).await
+            })
+            .await;
+            match result {
+                Ok(size) => {
+                    if let Err(e) = tokio::fs::rename(&part, out_dir.join(&out.name)).await {
+                        return self.fail(
+                            id,
+                            Stage::Done,
+                            "local_error",
+                            &format!("cannot keep {}: {e}", out.name),
+                        );
+                    }
+                    log::info!("job {}: downloaded {} ({size} bytes)", job.name, out.name);
+                    self.drive.update(id, |j| {
+                        j.outputs[i].done = true;
+                        j.outputs[i].size = size;
+                    });
+                }
+                Err(e) => {
+                    let _ = tokio::fs::remove_file(&part).await;
+                    // Expired or refused URL, or still failing: a new GET gives fresh URLs.
+                    log::info!(
+                        "job {}: download of {} failed ({e}); refreshing the URLs",
+                        job.name,
+                        out.name
+                    );
+                    tokio::time::sleep(self.cfg.backoff.delay(3, None)).await;
+                    return Ok(());
+                }
+            }
+        }
+        self.drive.update(id, |j| {
+            if j.outputs.iter().all(|o| o.done || o.removed) {
+                j.status = JobStatus::Complete;
+                j.stage = Stage::Done;
+            }
+        });
+        Ok(())
+    }
+}
+
+/// The `error` of a job whose create may or may not have happened.
+fn unknown_outcome_text(tool: &str, reason: &str) -> String {
+    format!(
+        "unknown_outcome: {reason}. The job may exist (and be billed) on Magic Hour; mhfs never \
+         resends a create whose outcome is unknown. Check your projects on magichour.ai; to submit \
+         it again, copy the input kept in this folder into inbox/{tool}/."
+    )
+}

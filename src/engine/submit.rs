@@ -1,0 +1,663 @@
+//! Turns what was dropped into a create body: the tool's defaults, the dropped text or JSON,
+//! and the inputs, with a note of which JSON locations still need an uploaded `file_path`.
+//! Every refusal here happens before anything is billed and names exactly what is wrong.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use super::job::{InputFile, Job};
+use crate::api::catalog::{Input, Media, Tool, get_path, merge, set_path};
+use crate::api::schema::validate_create;
+
+/// A create body whose local files still need uploading.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Plan {
+    pub body: Value,
+    pub uploads: Vec<PlannedUpload>,
+}
+
+/// "Upload input `input` as `media` and put its `file_path` at `pointer`."
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PlannedUpload {
+    /// JSON pointer into the body, e.g. `/assets/image_file_path`.
+    pub pointer: String,
+    pub input: usize,
+    pub media: Media,
+}
+
+/// Why a submission cannot be made: `code: message` for the job's `error` file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+}
+
+fn refuse(code: &'static str, message: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        message: message.into(),
+    }
+}
+
+pub fn extension(name: &str) -> String {
+    Path::new(name)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase()
+}
+
+pub fn stem(name: &str) -> &str {
+    Path::new(name)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(name)
+}
+
+/// What kind of file a name is for a tool, decided by its extension alone.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FileRole {
+    Media(Media),
+    Text,
+    Json,
+}
+
+/// Whether a tool takes a file of this name (in its inbox folder), and as what.
+pub fn role_of(tool: &Tool, name: &str) -> Option<FileRole> {
+    let ext = extension(name);
+    match ext.as_str() {
+        "txt" if tool.text.is_some() => Some(FileRole::Text),
+        "json" => Some(FileRole::Json),
+        _ => tool
+            .inputs
+            .iter()
+            .flat_map(|i| i.media.iter())
+            .find(|m| m.accepts(&ext))
+            .map(|m| FileRole::Media(*m)),
+    }
+}
+
+/// Whether a dropped folder holds enough to try: a file for every required input (by role
+/// name or media type) and a text when one is required. `plan` then checks it exactly.
+pub fn folder_ready(tool: &Tool, names: &[String]) -> bool {
+    let media_files = names
+        .iter()
+        .filter(|n| matches!(role_of(tool, n), Some(FileRole::Media(_))))
+        .count();
+    let inputs_ok = tool.required_inputs().all(|input| {
+        names.iter().any(|n| {
+            let ext = extension(n);
+            input.media.iter().any(|m| m.accepts(&ext))
+        })
+    }) && media_files >= tool.required_inputs().count();
+    let text_ok = !tool.text.is_some_and(|t| t.required)
+        || names
+            .iter()
+            .any(|n| role_of(tool, n) == Some(FileRole::Text))
+        || names
+            .iter()
+            .any(|n| stem(n) == "params" && extension(n) == "json");
+    inputs_ok && text_ok
+}
+
+/// Every extension a tool's inbox folder takes, for messages.
+pub fn accepted(tool: &Tool) -> String {
+    let mut exts = tool.accepted_extensions();
+    if tool.text.is_some() {
+        exts.push("txt");
+    }
+    exts.push("json");
+    exts.join(", ")
+}
+
+fn read_text(path: &Path, max: Option<usize>, field: &str) -> Result<String, Refusal> {
+    let bytes = std::fs::read(path).map_err(|e| refuse("unreadable_input", e.to_string()))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| refuse("invalid_text", "the text file is not UTF-8"))?
+        .trim()
+        .to_string();
+    if text.is_empty() {
+        return Err(refuse("empty_text", "the text file holds only white space"));
+    }
+    let n = text.chars().count();
+    if let Some(max) = max.filter(|m| n > *m) {
+        return Err(refuse(
+            "text_too_long",
+            format!("{field} is {n} characters long; this tool takes at most {max}"),
+        ));
+    }
+    Ok(text)
+}
+
+fn set_text(tool: &Tool, body: &mut Value, path: &Path) -> Result<(), Refusal> {
+    let text = tool
+        .text
+        .ok_or_else(|| refuse("unexpected_text", format!("{} takes no text", tool.slug)))?;
+    let value = read_text(path, text.max_chars, text.field)?;
+    set_path(body, text.field, json!(value));
+    Ok(())
+}
+
+fn pointer(field: &str, index: Option<usize>) -> String {
+    let mut p: String = field.split('.').map(|k| format!("/{k}")).collect();
+    if let Some(i) = index {
+        p.push_str(&format!("/{i}"));
+    }
+    p
+}
+
+/// A placeholder `file_path` that passes validation until the real one is known.
+fn placeholder(name: &str) -> Value {
+    json!(format!("api-assets/pending/{}", name.replace('/', "_")))
+}
+
+fn put_input(
+    body: &mut Value,
+    plan: &mut Vec<PlannedUpload>,
+    input: &Input,
+    files: &[(usize, &InputFile, Media)],
+) {
+    if input.list {
+        let values: Vec<Value> = files.iter().map(|(_, f, _)| placeholder(&f.name)).collect();
+        set_path(body, input.field, Value::Array(values));
+        for (n, (i, _, media)) in files.iter().enumerate() {
+            plan.push(PlannedUpload {
+                pointer: pointer(input.field, Some(n)),
+                input: *i,
+                media: *media,
+            });
+        }
+    } else if let Some((i, f, media)) = files.first() {
+        set_path(body, input.field, placeholder(&f.name));
+        plan.push(PlannedUpload {
+            pointer: pointer(input.field, None),
+            input: *i,
+            media: *media,
+        });
+    }
+    if let Some((field, value)) = input.implies.filter(|_| !files.is_empty()) {
+        set_path(body, field, json!(value));
+    }
+}
+
+/// Builds the plan for a job from its staged inputs. `source` is `file`, `text`, `json` or
+/// `folder`. JSON bodies may reference local files; those are copied into `input_dir` and
+/// added to `inputs` so they are kept with the job.
+pub fn plan(job: &mut Job, input_dir: &Path) -> Result<Plan, Refusal> {
+    let tool = job.tool();
+    let mut body = (tool.defaults)();
+    let mut uploads = Vec::new();
+    match job.source.as_str() {
+        "text" => set_text(tool, &mut body, &job.inputs[0].path)?,
+        "json" => json_body(tool, job, &mut body, &mut uploads, input_dir, None)?,
+        "file" => {
+            let f = &job.inputs[0];
+            let Some(FileRole::Media(media)) = role_of(tool, &f.name) else {
+                return Err(refuse(
+                    "invalid_file_type",
+                    format!("{} takes {}", tool.slug, accepted(tool)),
+                ));
+            };
+            let input = tool.input_for(media).expect("role_of found an input");
+            put_input(&mut body, &mut uploads, input, &[(0, f, media)]);
+        }
+        _ => folder_body(tool, job, &mut body, &mut uploads, input_dir)?,
+    }
+    if body.get("name").is_none() {
+        body["name"] = json!(job.name);
+    }
+    check_complete(tool, &body)?;
+    validate_create(&tool.create_path(), &body)
+        .map_err(|e| refuse("invalid_request", e.message))?;
+    Ok(Plan { body, uploads })
+}
+
+/// Names what a tool still misses, in the user's terms.
+fn check_complete(tool: &Tool, body: &Value) -> Result<(), Refusal> {
+    let missing: Vec<String> = tool
+        .required_inputs()
+        .filter(|i| get_path(body, i.field).is_none())
+        .map(|i| {
+            let exts: Vec<&str> = i
+                .media
+                .iter()
+                .flat_map(|m| m.extensions().iter().copied())
+                .collect();
+            format!("{} ({})", i.role, exts.join(", "))
+        })
+        .chain(
+            tool.text
+                .filter(|t| t.required && get_path(body, t.field).is_none())
+                .map(|t| format!("a text for {} (prompt.txt)", t.field)),
+        )
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(refuse(
+            "missing_input",
+            format!("{} needs {}", tool.slug, missing.join(" and ")),
+        ))
+    }
+}
+
+fn folder_body(
+    tool: &Tool,
+    job: &mut Job,
+    body: &mut Value,
+    uploads: &mut Vec<PlannedUpload>,
+    input_dir: &Path,
+) -> Result<(), Refusal> {
+    // Role-named files first, then the rest by media type.
+    let mut by_input: Vec<Vec<(usize, InputFile, Media)>> = vec![Vec::new(); tool.inputs.len()];
+    let mut unplaced = Vec::new();
+    let mut params = None;
+    for (i, f) in job.inputs.iter().enumerate() {
+        match role_of(tool, &f.name) {
+            Some(FileRole::Json) if stem(&f.name) == "params" => params = Some(i),
+            Some(FileRole::Text) => set_text(tool, body, &f.path)?,
+            Some(FileRole::Media(media)) => {
+                let role = stem(&f.name);
+                match tool.inputs.iter().position(|inp| {
+                    inp.role == role && inp.media.iter().any(|m| m.accepts(&extension(&f.name)))
+                }) {
+                    Some(k) => {
+                        by_input[k].push((i, f.clone(), media_for(&tool.inputs[k], &f.name, media)))
+                    }
+                    None => unplaced.push((i, f.clone(), media)),
+                }
+            }
+            _ => {
+                return Err(refuse(
+                    "unexpected_file",
+                    format!(
+                        "{} is not a role of {} ({}) nor params.json or prompt.txt",
+                        f.name,
+                        tool.slug,
+                        roles(tool)
+                    ),
+                ));
+            }
+        }
+    }
+    for (i, f, media) in unplaced {
+        let ext = extension(&f.name);
+        let fits: Vec<usize> = (0..tool.inputs.len())
+            .filter(|k| tool.inputs[*k].media.iter().any(|m| m.accepts(&ext)))
+            .filter(|k| tool.inputs[*k].list || by_input[*k].is_empty())
+            .collect();
+        match fits.as_slice() {
+            [k] => {
+                let media = media_for(&tool.inputs[*k], &f.name, media);
+                by_input[*k].push((i, f, media));
+            }
+            [] => {
+                return Err(refuse(
+                    "unexpected_file",
+                    format!(
+                        "{}: no input of {} left for it ({})",
+                        f.name,
+                        tool.slug,
+                        roles(tool)
+                    ),
+                ));
+            }
+            _ => {
+                return Err(refuse(
+                    "ambiguous_file",
+                    format!(
+                        "{}: name it by its role ({}) so mhfs knows which input it is",
+                        f.name,
+                        roles(tool)
+                    ),
+                ));
+            }
+        }
+    }
+    for (k, files) in by_input.iter_mut().enumerate() {
+        files.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+        let refs: Vec<(usize, &InputFile, Media)> =
+            files.iter().map(|(i, f, m)| (*i, f, *m)).collect();
+        put_input(body, uploads, &tool.inputs[k], &refs);
+    }
+    if let Some(i) = params {
+        json_body(tool, job, body, uploads, input_dir, Some(i))?;
+    }
+    Ok(())
+}
+
+/// The media type an input takes a file as (webm is video or audio depending on the input).
+fn media_for(input: &Input, name: &str, guess: Media) -> Media {
+    let ext = extension(name);
+    input
+        .media
+        .iter()
+        .copied()
+        .find(|m| m.accepts(&ext))
+        .unwrap_or(guess)
+}
+
+fn roles(tool: &Tool) -> String {
+    tool.inputs
+        .iter()
+        .map(|i| i.role)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Merges a dropped JSON body (or a folder's params.json) into `body`, and plans uploads for
+/// its local file references.
+fn json_body(
+    tool: &Tool,
+    job: &mut Job,
+    body: &mut Value,
+    uploads: &mut Vec<PlannedUpload>,
+    input_dir: &Path,
+    index: Option<usize>,
+) -> Result<(), Refusal> {
+    let file = job.inputs[index.unwrap_or(0)].clone();
+    let text = std::fs::read_to_string(&file.path)
+        .map_err(|e| refuse("unreadable_input", format!("{}: {e}", file.name)))?;
+    let user: Value = serde_json::from_str(&text)
+        .map_err(|e| refuse("invalid_json", format!("{}: {e}", file.name)))?;
+    if !user.is_object() {
+        return Err(refuse(
+            "invalid_json",
+            format!("{}: the body must be a JSON object", file.name),
+        ));
+    }
+    merge(body, &user);
+    // The folder the JSON was dropped in, to resolve relative references.
+    let base = job.inputs[index.unwrap_or(0)]
+        .name
+        .rsplit_once('/')
+        .map(|(dir, _)| PathBuf::from(dir));
+    for (ptr, media) in asset_pointers(tool, body) {
+        let Some(value) = body.pointer(&ptr).and_then(Value::as_str).map(String::from) else {
+            continue;
+        };
+        if is_remote(&value) {
+            continue;
+        }
+        let source = resolve_local(&value, job, base.as_deref())?;
+        let name = Path::new(&value)
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_else(|| value.clone());
+        let ext = extension(&name);
+        let Some(media) = media.iter().copied().find(|m| m.accepts(&ext)) else {
+            return Err(refuse(
+                "invalid_file_type",
+                format!("{value} is not a {} file", media[0].as_str()),
+            ));
+        };
+        let n = job.inputs.len();
+        let kept = input_dir.join(format!("ref-{n}-{name}"));
+        std::fs::copy(&source, &kept)
+            .map_err(|e| refuse("unreadable_reference", format!("{value}: {e}")))?;
+        job.inputs.push(InputFile {
+            name: format!("ref-{n}-{name}"),
+            path: kept,
+            remote: None,
+        });
+        *body.pointer_mut(&ptr).expect("just read") = placeholder(&name);
+        uploads.push(PlannedUpload {
+            pointer: ptr,
+            input: n,
+            media,
+        });
+    }
+    Ok(())
+}
+
+/// Values the API takes as they are: uploaded paths, URLs, library and saved-item paths.
+fn is_remote(v: &str) -> bool {
+    [
+        "http://",
+        "https://",
+        "api-assets/",
+        "saved-items/",
+        "image/",
+        "video/",
+        "audio/",
+    ]
+    .iter()
+    .any(|p| v.starts_with(p))
+}
+
+fn resolve_local(value: &str, job: &Job, base: Option<&Path>) -> Result<PathBuf, Refusal> {
+    let path = Path::new(value);
+    let candidate = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        // Relative: another file dropped with it (a folder's file).
+        let rel = base
+            .map(|b| b.join(path))
+            .unwrap_or_else(|| path.to_path_buf());
+        let rel = rel.to_string_lossy().to_string();
+        match job
+            .inputs
+            .iter()
+            .find(|f| f.name == rel || f.name.ends_with(&format!("/{value}")))
+        {
+            Some(f) => f.path.clone(),
+            None => {
+                return Err(refuse(
+                    "unreadable_reference",
+                    format!(
+                        "{value}: no such file beside the JSON (give an absolute path, a URL or an api-assets/ path)"
+                    ),
+                ));
+            }
+        }
+    };
+    match std::fs::metadata(&candidate) {
+        Ok(m) if m.is_file() => Ok(candidate),
+        Ok(_) => Err(refuse(
+            "unreadable_reference",
+            format!("{value} is not a file"),
+        )),
+        Err(e) => Err(refuse("unreadable_reference", format!("{value}: {e}"))),
+    }
+}
+
+/// JSON pointers of every asset field present in a body, with the media each takes.
+fn asset_pointers(tool: &Tool, body: &Value) -> Vec<(String, &'static [Media])> {
+    let mut out = Vec::new();
+    for input in tool.inputs {
+        match get_path(body, input.field) {
+            Some(Value::Array(items)) => {
+                out.extend((0..items.len()).map(|i| (pointer(input.field, Some(i)), input.media)));
+            }
+            Some(Value::String(_)) => out.push((pointer(input.field, None), input.media)),
+            _ => {}
+        }
+    }
+    const IMAGE: &[Media] = &[Media::Image];
+    const ANY: &[Media] = &[Media::Image, Media::Video, Media::Audio];
+    if let Some(Value::Array(maps)) = get_path(body, "assets.face_mappings") {
+        out.extend((0..maps.len()).map(|i| (format!("/assets/face_mappings/{i}/new_face"), IMAGE)));
+    }
+    if let Some(Value::Array(refs)) = body.get("references") {
+        out.extend((0..refs.len()).map(|i| (format!("/references/{i}/file_path"), ANY)));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::job::{JobStatus, Stage};
+    use std::time::SystemTime;
+
+    fn job(tool: &str, source: &str, files: &[(&str, &[u8])], dir: &Path) -> Job {
+        let inputs = files
+            .iter()
+            .map(|(name, bytes)| {
+                let path = dir.join(name.replace('/', "_"));
+                std::fs::write(&path, bytes).unwrap();
+                InputFile {
+                    name: name.to_string(),
+                    path,
+                    remote: None,
+                }
+            })
+            .collect();
+        Job {
+            id: 1,
+            name: "j".into(),
+            tool: tool.into(),
+            stage: Stage::Staged,
+            status: JobStatus::Uploading,
+            project_id: None,
+            source: source.into(),
+            inputs,
+            request: None,
+            project: None,
+            error: None,
+            outputs: vec![],
+            plan: None,
+            created: SystemTime::now(),
+            updated: SystemTime::now(),
+        }
+    }
+
+    #[test]
+    fn a_photo_fills_the_image_input() {
+        let d = tempfile::tempdir().unwrap();
+        let mut j = job(
+            "ai-image-upscaler",
+            "file",
+            &[("holiday.jpg", b"x")],
+            d.path(),
+        );
+        let p = plan(&mut j, d.path()).unwrap();
+        assert_eq!(p.body["scale_factor"], json!(2));
+        assert_eq!(p.body["name"], json!("j"));
+        assert_eq!(
+            p.uploads,
+            vec![PlannedUpload {
+                pointer: "/assets/image_file_path".into(),
+                input: 0,
+                media: Media::Image
+            }]
+        );
+    }
+
+    #[test]
+    fn a_text_is_the_prompt_and_its_length_is_checked() {
+        let d = tempfile::tempdir().unwrap();
+        let mut j = job(
+            "ai-image-generator",
+            "text",
+            &[("cat.txt", b"a cat\n")],
+            d.path(),
+        );
+        let p = plan(&mut j, d.path()).unwrap();
+        assert_eq!(p.body["style"]["prompt"], json!("a cat"));
+        assert!(p.uploads.is_empty());
+        let long = "x".repeat(501);
+        let mut j = job(
+            "ai-gif-generator",
+            "text",
+            &[("g.txt", long.as_bytes())],
+            d.path(),
+        );
+        assert_eq!(plan(&mut j, d.path()).unwrap_err().code, "text_too_long");
+    }
+
+    #[test]
+    fn a_folder_takes_role_names_and_media_types() {
+        let d = tempfile::tempdir().unwrap();
+        let mut j = job(
+            "face-swap",
+            "folder",
+            &[
+                ("me/face.png", b"i"),
+                ("me/clip.mp4", b"v"),
+                ("me/params.json", br#"{"end_seconds": 3}"#),
+            ],
+            d.path(),
+        );
+        let p = plan(&mut j, d.path()).unwrap();
+        assert_eq!(p.body["assets"]["video_source"], json!("file"));
+        assert_eq!(p.body["end_seconds"], json!(3));
+        assert_eq!(p.uploads.len(), 2);
+        let mut j = job(
+            "head-swap",
+            "folder",
+            &[("x/a.png", b"i"), ("x/b.png", b"i")],
+            d.path(),
+        );
+        assert_eq!(plan(&mut j, d.path()).unwrap_err().code, "ambiguous_file");
+        let mut j = job(
+            "head-swap",
+            "folder",
+            &[("x/head.png", b"i"), ("x/body.png", b"i")],
+            d.path(),
+        );
+        assert_eq!(plan(&mut j, d.path()).unwrap().uploads.len(), 2);
+        let mut j = job("face-swap", "folder", &[("me/face.png", b"i")], d.path());
+        let e = plan(&mut j, d.path()).unwrap_err();
+        assert_eq!(e.code, "missing_input");
+        assert!(e.message.contains("video"), "{}", e.message);
+    }
+
+    #[test]
+    fn json_bodies_merge_and_upload_local_references() {
+        let d = tempfile::tempdir().unwrap();
+        let img = d.path().join("abs.png");
+        std::fs::write(&img, b"png").unwrap();
+        let body = format!(
+            r#"{{"scale_factor": 4, "assets": {{"image_file_path": "{}"}}}}"#,
+            img.display()
+        );
+        let mut j = job(
+            "ai-image-upscaler",
+            "json",
+            &[("b.json", body.as_bytes())],
+            d.path(),
+        );
+        let p = plan(&mut j, d.path()).unwrap();
+        assert_eq!(p.body["scale_factor"], json!(4));
+        assert_eq!(p.uploads.len(), 1);
+        assert_eq!(j.inputs.len(), 2, "the reference is kept with the job");
+
+        let mut j = job(
+            "ai-image-upscaler",
+            "json",
+            &[("b.json", b"{not json")],
+            d.path(),
+        );
+        assert_eq!(plan(&mut j, d.path()).unwrap_err().code, "invalid_json");
+        let mut j = job(
+            "ai-image-upscaler",
+            "json",
+            &[(
+                "b.json",
+                br#"{"assets": {"image_file_path": "/no/such.png"}}"#,
+            )],
+            d.path(),
+        );
+        assert_eq!(
+            plan(&mut j, d.path()).unwrap_err().code,
+            "unreadable_reference"
+        );
+        let url = br#"{"assets": {"image_file_path": "https://x/y.png"}, "scale_factor": "big"}"#;
+        let mut j = job("ai-image-upscaler", "json", &[("b.json", url)], d.path());
+        let e = plan(&mut j, d.path()).unwrap_err();
+        assert_eq!(e.code, "invalid_request");
+        assert!(e.message.contains("scale_factor"), "{}", e.message);
+    }
+
+    #[test]
+    fn file_roles_follow_the_tool() {
+        let t = crate::api::catalog::tool("ai-image-upscaler").unwrap();
+        assert_eq!(role_of(t, "a.PNG"), Some(FileRole::Media(Media::Image)));
+        assert_eq!(role_of(t, "a.txt"), Some(FileRole::Text));
+        assert_eq!(role_of(t, "a.exe"), None);
+        let t = crate::api::catalog::tool("photo-colorizer").unwrap();
+        assert_eq!(role_of(t, "a.txt"), None);
+    }
+}

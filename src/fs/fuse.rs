@@ -1,0 +1,377 @@
+//! The thin fuser adapter: arguments in, a core call, the reply out. No logic lives here.
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
+    KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, ReplyXattr, Request,
+    TimeOrNow, WriteFlags,
+};
+
+use super::core::{Attr, Drive, FsError, Kind, Rmdir};
+
+pub struct Fuse {
+    drive: Arc<Drive>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Fuse {
+    pub fn new(drive: Arc<Drive>, runtime: tokio::runtime::Handle) -> Fuse {
+        Fuse { drive, runtime }
+    }
+}
+
+fn attr(a: &Attr) -> FileAttr {
+    let (kind, nlink) = match a.kind {
+        Kind::Dir => (FileType::Directory, 2),
+        Kind::File => (FileType::RegularFile, 1),
+    };
+    FileAttr {
+        ino: INodeNo(a.ino),
+        size: a.size,
+        blocks: a.size.div_ceil(512),
+        atime: a.mtime,
+        mtime: a.mtime,
+        ctime: a.mtime,
+        crtime: a.mtime,
+        kind,
+        perm: a.perm,
+        nlink,
+        uid: a.uid,
+        gid: a.gid,
+        rdev: 0,
+        blksize: 4096,
+        flags: 0,
+    }
+}
+
+fn errno(e: FsError) -> Errno {
+    Errno::from_i32(e.errno)
+}
+
+fn name(n: &OsStr) -> Result<&str, Errno> {
+    n.to_str().ok_or(Errno::EINVAL)
+}
+
+fn time(t: TimeOrNow) -> SystemTime {
+    match t {
+        TimeOrNow::SpecificTime(t) => t,
+        TimeOrNow::Now => SystemTime::now(),
+    }
+}
+
+fn open_flags(direct_io: bool) -> FopenFlags {
+    if direct_io {
+        FopenFlags::FOPEN_DIRECT_IO
+    } else {
+        FopenFlags::empty()
+    }
+}
+
+impl Filesystem for Fuse {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // O_TRUNC arrives with open (one call, no separate setattr); page caches drop when a
+        // file's mtime changes; more requests may wait in the background queue.
+        let _ = config
+            .add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC | InitFlags::FUSE_AUTO_INVAL_DATA);
+        let _ = config.set_max_background(64);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEntry) {
+        match name(n).and_then(|n| self.drive.lookup(parent.0, n).map_err(errno)) {
+            Ok(a) => reply.entry(&a.ttl, &attr(&a), Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.drive.getattr(ino.0) {
+            Ok(a) => reply.attr(&a.ttl, &attr(&a)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        _uid: Option<u32>,
+        _gid: Option<u32>,
+        size: Option<u64>,
+        _atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        match self
+            .drive
+            .setattr(ino.0, fh.map(|f| f.0), size, mode, mtime.map(time))
+        {
+            Ok(a) => reply.attr(&a.ttl, &attr(&a)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        n: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        match name(n).and_then(|n| self.drive.mkdir(parent.0, n, mode & !umask).map_err(errno)) {
+            Ok(a) => reply.entry(&a.ttl, &attr(&a), Generation(0)),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+        match name(n).and_then(|n| self.drive.unlink(parent.0, n).map_err(errno)) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+        let n = match name(n) {
+            Ok(n) => n,
+            Err(e) => return reply.error(e),
+        };
+        match self.drive.rmdir(parent.0, n) {
+            Rmdir::Done(Ok(())) => reply.ok(),
+            Rmdir::Done(Err(e)) => reply.error(errno(e)),
+            // The DELETE runs on the runtime; the reply is sent from there, so no FUSE thread
+            // waits on the network.
+            Rmdir::Pending(delete) => {
+                self.runtime.spawn(async move {
+                    match delete.await {
+                        Ok(()) => reply.ok(),
+                        Err(e) => reply.error(errno(e)),
+                    }
+                });
+            }
+        }
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        n: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        _flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let result = name(n).and_then(|n| {
+            let newname = name(newname)?;
+            self.drive
+                .rename(parent.0, n, newparent.0, newname)
+                .map_err(errno)
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
+        let truncate = flags.0 & libc::O_TRUNC != 0;
+        match self.drive.open(ino.0, write, truncate) {
+            Ok(o) => reply.opened(FileHandle(o.fh), open_flags(o.direct_io)),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match self.drive.read(fh.0, offset, size) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match self.drive.write(fh.0, offset, data) {
+            Ok(n) => reply.written(n),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    // flush and fsync answer (never ENOSYS: the kernel would stop sending them).
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        match self.drive.fsync(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
+        }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.drive.release(fh.0);
+        reply.ok();
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let entries = match self.drive.readdir(ino.0) {
+            Ok(e) => e,
+            Err(e) => return reply.error(errno(e)),
+        };
+        let dots = [
+            (ino.0, FileType::Directory, "."),
+            (self.drive.parent_of(ino.0), FileType::Directory, ".."),
+        ];
+        let all = dots.into_iter().chain(entries.iter().map(|e| {
+            let kind = match e.kind {
+                Kind::Dir => FileType::Directory,
+                Kind::File => FileType::RegularFile,
+            };
+            (e.ino, kind, e.name.as_str())
+        }));
+        for (i, (ino, kind, n)) in all.enumerate().skip(offset as usize) {
+            if reply.add(INodeNo(ino), (i + 1) as u64, kind, n) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn create(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        n: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let truncate = flags & libc::O_TRUNC != 0;
+        match name(n).and_then(|n| {
+            self.drive
+                .create(parent.0, n, mode & !umask, truncate)
+                .map_err(errno)
+        }) {
+            Ok((a, o)) => reply.created(
+                &a.ttl,
+                &attr(&a),
+                Generation(0),
+                FileHandle(o.fh),
+                open_flags(o.direct_io),
+            ),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    // No extended attributes: ENOSYS once, and the kernel stops asking (ls -l, rsync, cp -a).
+    fn getxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _size: u32,
+        reply: ReplyXattr,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        reply.error(Errno::ENOSYS);
+    }
+}
+
+/// Forwards the core's invalidations to the kernel from a thread of their own: never from
+/// inside a handler, and not at all once unmounting began.
+pub fn spawn_invalidator(
+    notifier: fuser::Notifier,
+    rx: std::sync::mpsc::Receiver<super::core::Inval>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::Builder::new()
+        .name("mhfs-inval".into())
+        .spawn(move || {
+            for inval in rx {
+                let result = match &inval {
+                    super::core::Inval::Entry { parent, name } => {
+                        notifier.inval_entry(INodeNo(*parent), OsStr::new(name))
+                    }
+                    // Attributes only (negative offset): never drop pages under a read.
+                    super::core::Inval::Inode(ino) => notifier.inval_inode(INodeNo(*ino), -1, 0),
+                };
+                if let Err(e) = result
+                    && e.raw_os_error() != Some(libc::ENOENT)
+                {
+                    log::debug!("invalidate {inval:?}: {e}");
+                }
+            }
+        })
+        .expect("spawn a thread")
+}
+
+/// How long to wait for in-flight replies at unmount.
+pub const UNMOUNT_GRACE: Duration = Duration::from_secs(2);

@@ -1,0 +1,154 @@
+//! The mounted drive: the FUSE-free core (`core.rs`), the thin fuser adapter (`fuse.rs`), and
+//! `mount`, which wires them to the engine.
+
+pub mod core;
+pub mod fuse;
+pub mod names;
+pub mod readme;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::api::{ApiKey, Client};
+use crate::engine::{Engine, EngineConfig};
+use core::{Drive, DriveConfig, Hooks};
+
+pub struct MountOptions {
+    pub mountpoint: PathBuf,
+    pub api_url: String,
+    pub api_key: ApiKey,
+    pub state_dir: PathBuf,
+    pub allow_other: bool,
+    pub engine: EngineConfig,
+    /// Quiet time before a complete inbox folder is submitted.
+    pub settle: Duration,
+}
+
+/// A mounted drive. `unmount` (or dropping it) unmounts and stops the engine.
+pub struct Mounted {
+    pub drive: Arc<Drive>,
+    pub engine: Arc<Engine>,
+    session: Option<fuser::BackgroundSession>,
+    ticker: tokio::task::JoinHandle<()>,
+    stopping: Arc<AtomicBool>,
+    invalidator: Option<std::thread::JoinHandle<()>>,
+    mountpoint: PathBuf,
+}
+
+/// Mounts the drive. Must be called within a tokio runtime, whose tasks run the engine.
+pub fn mount(opts: MountOptions) -> Result<Mounted, String> {
+    let (uid, gid) = core::current_ids();
+    let drive = Drive::load(DriveConfig {
+        state_dir: opts.state_dir.clone(),
+        settle: opts.settle,
+        uid,
+        gid,
+    })?;
+    let client = Client::new(&opts.api_url, opts.api_key).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Handle::current();
+    let engine = Engine::new(client, drive.clone(), opts.engine);
+
+    let stopping = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let (kick, delete) = (engine.clone(), engine.clone());
+    let quiet = stopping.clone();
+    drive.set_hooks(Hooks {
+        kick: Box::new(move |id| kick.kick(id)),
+        delete: Box::new(move |id| {
+            let engine = delete.clone();
+            Box::pin(async move { engine.delete(id).await })
+        }),
+        invalidate: Box::new(move |inval| {
+            if !quiet.load(Ordering::Relaxed) {
+                let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send(inval);
+            }
+        }),
+    });
+
+    let mut options = vec![
+        fuser::MountOption::FSName("mhfs".into()),
+        fuser::MountOption::Subtype("mhfs".into()),
+        fuser::MountOption::NoAtime,
+    ];
+    if opts.allow_other {
+        options.push(fuser::MountOption::CUSTOM("allow_other".into()));
+    }
+    let mut config = fuser::Config::default();
+    config.mount_options = options;
+    config.acl = if opts.allow_other {
+        fuser::SessionACL::All
+    } else {
+        fuser::SessionACL::Owner
+    };
+    config.n_threads = Some(4);
+    let session = fuser::spawn_mount(
+        fuse::Fuse::new(drive.clone(), runtime.clone()),
+        &opts.mountpoint,
+        &config,
+    )
+    .map_err(|e| format!("cannot mount {}: {e}", opts.mountpoint.display()))?;
+    let invalidator = fuse::spawn_invalidator(session.notifier(), rx);
+    engine.resume();
+    let ticking = drive.clone();
+    let ticker = runtime.spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            every.tick().await;
+            ticking.tick();
+        }
+    });
+    log::info!(
+        "mounted {} ({} jobs; API {})",
+        opts.mountpoint.display(),
+        drive.jobs().len(),
+        opts.api_url
+    );
+    Ok(Mounted {
+        drive,
+        engine,
+        session: Some(session),
+        ticker,
+        stopping,
+        invalidator: Some(invalidator),
+        mountpoint: opts.mountpoint,
+    })
+}
+
+impl Mounted {
+    /// Whether the kernel side ended (someone ran `umount`).
+    pub fn is_unmounted(&self) -> bool {
+        self.session.as_ref().is_none_or(|s| s.guard.is_finished())
+    }
+
+    /// Unmounts and joins. Jobs keep their persisted state; their tasks end with the runtime
+    /// and resume at the next mount.
+    pub fn unmount(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.stopping.store(true, Ordering::Relaxed);
+        self.ticker.abort();
+        if let Some(session) = self.session.take() {
+            if session.guard.is_finished() {
+                let _ = session.join();
+            } else if let Err(e) = session.umount_and_join() {
+                log::warn!("unmount {}: {e}", self.mountpoint.display());
+            }
+        }
+        // The invalidator ends with the drive's sender; don't wait for it.
+        drop(self.invalidator.take());
+        log::info!("unmounted {}", self.mountpoint.display());
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if self.session.is_some() {
+            self.stop();
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Names that are never submitted, and how job folders are named.
+
+/// Hidden names and editor or download temp names: kept in the inbox as scratch files,
+/// never submitted (DESIGN.md §3).
+pub fn is_scratch(name: &str) -> bool {
+    name.starts_with('.')
+        || name.ends_with('~')
+        || name == "4913"
+        || [".swp", ".swx", ".tmp", ".part", ".crdownload"]
+            .iter()
+            .any(|s| name.to_ascii_lowercase().ends_with(s))
+}
+
+/// The job name for a dropped `name`: its stem, made unique with `-2`, `-3`, ...
+pub fn job_name(name: &str, taken: impl Fn(&str) -> bool) -> String {
+    let stem = std::path::Path::new(name)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("job");
+    if !taken(stem) {
+        return stem.to_string();
+    }
+    (2..)
+        .map(|n| format!("{stem}-{n}"))
+        .find(|candidate| !taken(candidate))
+        .expect("some suffix is free")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scratch_names_are_recognised() {
+        for n in [
+            ".x.png",
+            "x.png~",
+            "4913",
+            ".x.swp",
+            "x.TMP",
+            "x.part",
+            "x.crdownload",
+            ".rsync.XyZ12",
+        ] {
+            assert!(is_scratch(n), "{n}");
+        }
+        for n in ["x.png", "prompt.txt", "4913.png", "face.jpg"] {
+            assert!(!is_scratch(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn job_names_are_unique() {
+        let taken = ["holiday", "holiday-2"];
+        assert_eq!(job_name("holiday.jpg", |n| taken.contains(&n)), "holiday-3");
+        assert_eq!(job_name("cat.txt", |n| taken.contains(&n)), "cat");
+    }
+}

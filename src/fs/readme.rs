@@ -1,0 +1,150 @@
+//! The generated help: `README.txt` at the root of the mount, and the tools table of README.md
+//! (`mhfs tools`), both from the catalogue.
+
+use std::fmt::Write;
+
+use crate::api::catalog::{Output, TOOLS, Tool};
+
+fn inputs_text(t: &Tool) -> String {
+    if t.inputs.is_empty() {
+        return "-".into();
+    }
+    t.inputs
+        .iter()
+        .map(|i| {
+            let media: Vec<&str> = i.media.iter().map(|m| m.as_str()).collect();
+            let mut s = format!("{}: {}", i.role, media.join("/"));
+            if i.list {
+                s.push_str(" (1-10 files)");
+            }
+            if !i.required {
+                s.push_str(" (optional)");
+            }
+            s
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn text_text(t: &Tool) -> String {
+    match t.text {
+        None => "-".into(),
+        Some(x) => {
+            let mut s = format!("`{}`", x.field);
+            if !x.required {
+                s.push_str(" (optional)");
+            }
+            if let Some(max) = x.max_chars {
+                let _ = write!(s, " (at most {max} chars)");
+            }
+            s
+        }
+    }
+}
+
+fn output_text(t: &Tool) -> &'static str {
+    match t.output {
+        Output::Image {
+            count_field: Some(_),
+        } => "image_count images",
+        Output::Image { .. } => "1 image",
+        Output::Animation => "1 GIF (or MP4 per output_format)",
+        Output::Video => "1 MP4",
+        Output::Audio => "1 audio file",
+        Output::FaceCrops => "1 PNG per face",
+    }
+}
+
+/// A minimal example of submitting to a tool.
+fn example(t: &Tool) -> String {
+    let dir = format!("inbox/{}/", t.slug);
+    if t.needs_folder() {
+        let mut files: Vec<String> = t
+            .required_inputs()
+            .map(|i| {
+                let ext = match i.media[0] {
+                    crate::api::catalog::Media::Image => "jpg",
+                    crate::api::catalog::Media::Video => "mp4",
+                    crate::api::catalog::Media::Audio => "mp3",
+                };
+                format!("{}.{ext}", i.role)
+            })
+            .collect();
+        if t.text.is_some_and(|x| x.required) {
+            files.push("prompt.txt".into());
+        }
+        format!(
+            "mkdir /tmp/mine && cp ... /tmp/mine/{{{}}} && cp -r /tmp/mine {dir}",
+            files.join(",")
+        )
+    } else if let Some(input) = t.required_inputs().next() {
+        let ext = match input.media[0] {
+            crate::api::catalog::Media::Image => "jpg",
+            crate::api::catalog::Media::Video => "mp4",
+            crate::api::catalog::Media::Audio => "mp3",
+        };
+        format!("cp holiday.{ext} {dir}")
+    } else {
+        format!("echo 'a lighthouse at dawn' > {dir}lighthouse.txt")
+    }
+}
+
+/// README.txt at the root of the mount.
+pub fn readme_txt() -> String {
+    let mut s = String::from(
+        "mhfs: Magic Hour as a drive\n\
+         ===========================\n\n\
+         Submit: copy a file into inbox/<tool>/. The moment it is complete (closed after writing,\n\
+         or renamed from a hidden temp name) it leaves the inbox and jobs/<name>/ appears.\n\
+         - A media file (image, video, audio by extension) is the tool's input.\n\
+         - A .txt file is the tool's text (prompt, topic, content or script).\n\
+         - A .json file is the create body itself, in the API's field names; asset fields may hold\n\
+           api-assets/ paths, http(s) URLs, or local files (relative to the JSON's folder, or\n\
+           absolute), which mhfs uploads first.\n\
+         - A folder inbox/<tool>/<name>/ with files named by role (image.jpg, video.mp4,\n\
+           audio.mp3, person.png ...; or unambiguous by type), optional params.json (merged into\n\
+           the body) and prompt.txt, is submitted once complete and quiet for 2 seconds.\n\
+         Never submitted: empty files, hidden names (.*), *~, *.swp, *.tmp, *.part, *.crdownload, 4913.\n\n\
+         Jobs: jobs/<name>/status is one of uploading, submitting, queued, rendering, downloading,\n\
+         complete, error, canceled. job.json is the project as last seen, request.json the body\n\
+         sent, error says why it failed, and outputs (output.<ext>, output-1.<ext> ...) appear\n\
+         once downloaded. rm -r jobs/<name> deletes the project on Magic Hour. mv renames locally.\n\n\
+         Tools\n-----\n",
+    );
+    for t in TOOLS {
+        let _ = writeln!(
+            s,
+            "\n{} ({} project): {}",
+            t.slug,
+            t.kind.as_str(),
+            t.summary
+        );
+        let _ = writeln!(s, "  inputs:   {}", inputs_text(t).replace('`', ""));
+        let _ = writeln!(s, "  text:     {}", text_text(t).replace('`', ""));
+        let _ = writeln!(s, "  outputs:  {}", output_text(t));
+        let _ = writeln!(s, "  defaults: {}", (t.defaults)());
+        let _ = writeln!(s, "  example:  {}", example(t));
+    }
+    s
+}
+
+/// The tools table of README.md (`mhfs tools` prints it; a test keeps README.md current).
+pub fn tools_markdown() -> String {
+    let mut s = String::from(
+        "| tool | kind | inputs (role: media) | text field | outputs | defaults |\n|---|---|---|---|---|---|\n",
+    );
+    for t in TOOLS {
+        let folder = if t.needs_folder() { " (folder)" } else { "" };
+        let _ = writeln!(
+            s,
+            "| `{}`{folder} | {} | {} | {} | {} | `{}` |",
+            t.slug,
+            t.kind.as_str(),
+            inputs_text(t),
+            text_text(t),
+            output_text(t),
+            (t.defaults)()
+        );
+    }
+    s
+}
