@@ -36,3 +36,5 @@ pub fn check_output(tool: &Tool, path: &Path) {
         panic!("{}: output {name} does not decode: {e}", tool.slug);
     }
 }
+
+pub mod drive;
