@@ -295,15 +295,18 @@ impl Drive {
         self.job_dir(id).join("out")
     }
 
-    /// Changes a job, saves it, and tells the kernel. Saves happen in the order of changes.
+    /// Changes a job, saves it, and tells the kernel. Locks are always taken in the order
+    /// `inner` then `store`, so saves happen in the order of the changes.
     pub fn update(&self, id: JobId, f: impl FnOnce(&mut Job)) -> Option<Job> {
-        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
         let (job, inos) = {
             let mut inner = self.lock();
             let job = inner.jobs.get_mut(&id)?;
             f(job);
             job.updated = SystemTime::now();
             let job = job.clone();
+            if let Err(e) = self.store().save(&job) {
+                log::error!("job {}: {e}", job.name);
+            }
             let inos: Vec<u64> = [Part::Status, Part::JobJson, Part::Request, Part::Error]
                 .into_iter()
                 .filter_map(|p| inner.inos.get(&Node::JobFile(id, p)).copied())
@@ -311,24 +314,26 @@ impl Drive {
                 .collect();
             (job, inos)
         };
-        if let Err(e) = store.save(&job) {
-            log::error!("job {}: {e}", job.name);
-        }
-        drop(store);
         for ino in inos {
             self.invalidate(Inval::Inode(ino));
         }
         Some(job)
     }
 
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Forgets a deleted job and its local data.
     pub fn remove_job(&self, id: JobId) {
-        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        let removed = self.lock().jobs.remove(&id);
-        if let Err(e) = store.delete(id) {
-            log::error!("job {id}: {e}");
-        }
-        drop(store);
+        let removed = {
+            let mut inner = self.lock();
+            let removed = inner.jobs.remove(&id);
+            if let Err(e) = self.store().delete(id) {
+                log::error!("job {id}: {e}");
+            }
+            removed
+        };
         if let Some(job) = removed {
             let _ = std::fs::remove_dir_all(self.job_dir(id));
             self.invalidate(Inval::Entry {
@@ -658,33 +663,30 @@ impl Drive {
 
     /// The parent directory's inode of a node, for `..`.
     pub fn parent_of(&self, ino: u64) -> u64 {
-        match ino {
-            ROOT | README | INBOX | JOBS => ROOT,
-            _ if tool_of_ino(ino).is_some() => INBOX,
-            _ => match self.lock().nodes.get(&ino).cloned() {
-                Some(Node::Job(_)) => JOBS,
-                Some(Node::JobFile(id, _)) => self
-                    .lock()
-                    .inos
-                    .get(&Node::Job(id))
-                    .copied()
-                    .unwrap_or(JOBS),
-                Some(Node::Staged(rel)) => {
-                    let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
-                    match parent.components().count() {
-                        1 => tool_index(&parent.to_string_lossy())
-                            .map(tool_ino)
-                            .unwrap_or(INBOX),
-                        _ => self
-                            .lock()
-                            .inos
-                            .get(&Node::Staged(parent))
-                            .copied()
-                            .unwrap_or(INBOX),
-                    }
+        if matches!(ino, ROOT | README | INBOX | JOBS) {
+            return ROOT;
+        }
+        if tool_of_ino(ino).is_some() {
+            return INBOX;
+        }
+        let inner = self.lock();
+        match inner.nodes.get(&ino) {
+            Some(Node::Job(_)) => JOBS,
+            Some(Node::JobFile(id, _)) => inner.inos.get(&Node::Job(*id)).copied().unwrap_or(JOBS),
+            Some(Node::Staged(rel)) => {
+                let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
+                match parent.components().count() {
+                    1 => tool_index(&parent.to_string_lossy())
+                        .map(tool_ino)
+                        .unwrap_or(INBOX),
+                    _ => inner
+                        .inos
+                        .get(&Node::Staged(parent))
+                        .copied()
+                        .unwrap_or(INBOX),
                 }
-                None => ROOT,
-            },
+            }
+            None => ROOT,
         }
     }
 
@@ -1236,7 +1238,7 @@ impl Drive {
             created: SystemTime::now(),
             updated: SystemTime::now(),
         };
-        let store = self.store.lock().unwrap_or_else(|p| p.into_inner());
+        let store = self.store();
         store.insert(&mut job).map_err(|e| e.to_string())?;
         Ok(job)
     }

@@ -1,0 +1,280 @@
+//! Jobs through the mount: deletion, renames, persistence across unmounts and crashes,
+//! unknown outcomes, and a hot path that never calls the API (docs/SEMANTICS.md, "Jobs").
+
+mod common;
+
+use std::time::Duration;
+
+use common::drive::TestDrive;
+use mhfs::api::catalog::Media;
+use mhfs::mock::{Fault, Faults, MockConfig, Rule};
+
+fn drop_photo(d: &TestDrive, tool: &str, stem: &str) {
+    let photo = common::sample(&d.outside(), stem, Media::Image);
+    d.ok(&format!("cp {} inbox/{tool}/", photo.display()));
+}
+
+#[test]
+fn rm_r_deletes_the_project_once_and_the_folder() {
+    let Some(d) = TestDrive::start() else { return };
+    drop_photo(&d, "photo-colorizer", "old");
+    d.wait_status("old", &["complete"]);
+    d.ok("rm -r jobs/old");
+    assert!(d.jobs().is_empty());
+    assert_eq!(d.count("delete"), 1);
+    let delete = d
+        .mock
+        .requests()
+        .into_iter()
+        .find(|r| r.op == "delete")
+        .unwrap();
+    assert!(
+        delete.path.starts_with("/v1/image-projects/"),
+        "{}",
+        delete.path
+    );
+    // Its local data is gone too.
+    assert!(
+        std::fs::read_dir(d.state().join("jobs"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+}
+
+#[test]
+fn removing_files_inside_a_job_drops_local_copies_only() {
+    let Some(d) = TestDrive::start() else { return };
+    drop_photo(&d, "photo-colorizer", "pic");
+    d.wait_status("pic", &["complete"]);
+    d.ok("rm jobs/pic/output.png");
+    assert_eq!(d.ok("ls jobs/pic"), "job.json\nrequest.json\nstatus\n");
+    assert_eq!(d.count("delete"), 0);
+    d.wait_status("pic", &["complete"]);
+}
+
+#[test]
+fn a_refused_delete_keeps_the_job() {
+    let Some(d) = TestDrive::start() else { return };
+    drop_photo(&d, "photo-colorizer", "kept");
+    d.wait_status("kept", &["complete"]);
+    d.mock.set_faults(Faults {
+        rules: vec![Rule {
+            op: "delete".into(),
+            fault: Fault::Status { status: 422 },
+            count: 1,
+        }],
+        ..Faults::default()
+    });
+    let err = d.fails("rmdir jobs/kept");
+    assert!(err.contains("Input/output error"), "{err}");
+    assert_eq!(d.jobs(), ["kept"]);
+    assert_eq!(d.count("delete"), 1);
+    // Once the API agrees, it goes.
+    d.ok("rm -r jobs/kept");
+    assert!(d.jobs().is_empty());
+}
+
+#[test]
+fn a_project_already_gone_is_removed_locally() {
+    let Some(d) = TestDrive::start() else { return };
+    drop_photo(&d, "photo-colorizer", "gone");
+    d.wait_status("gone", &["complete"]);
+    d.mock.set_faults(Faults {
+        rules: vec![Rule {
+            op: "delete".into(),
+            fault: Fault::Status { status: 404 },
+            count: 1,
+        }],
+        ..Faults::default()
+    });
+    d.ok("rmdir jobs/gone");
+    assert!(d.jobs().is_empty());
+}
+
+#[test]
+fn mv_renames_a_job_locally() {
+    let Some(d) = TestDrive::start() else { return };
+    drop_photo(&d, "photo-colorizer", "a");
+    d.wait_status("a", &["complete"]);
+    let before = d.mock.requests().len();
+    d.ok("mv jobs/a jobs/b");
+    assert_eq!(d.jobs(), ["b"]);
+    assert_eq!(d.mock.requests().len(), before, "a rename is local");
+    assert_eq!(d.ok("cat jobs/b/status"), "complete\n");
+}
+
+#[test]
+fn listing_and_reading_status_make_no_api_request() {
+    let Some(d) = TestDrive::start() else { return };
+    drop_photo(&d, "photo-colorizer", "still");
+    d.wait_status("still", &["complete"]);
+    std::thread::sleep(Duration::from_millis(200));
+    let before = d.mock.requests().len();
+    for _ in 0..5 {
+        d.ok("ls -l jobs/ jobs/still && stat jobs/still/status && cat jobs/still/status jobs/still/job.json");
+        d.ok("cat README.txt > /dev/null && ls -la inbox/");
+    }
+    assert_eq!(d.mock.requests().len(), before);
+}
+
+#[test]
+fn status_follows_the_job_through_queued_and_rendering() {
+    let Some(d) = TestDrive::with(MockConfig {
+        render_time: Duration::from_secs(2),
+        ..MockConfig::default()
+    }) else {
+        return;
+    };
+    d.ok("echo 'a slow cat' > inbox/ai-image-generator/slow.txt");
+    let mut seen = vec![];
+    loop {
+        let s = d.status("slow").unwrap_or_default();
+        if seen.last() != Some(&s) {
+            seen.push(s.clone());
+        }
+        if s == "complete" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(seen.contains(&"queued".to_string()), "{seen:?}");
+    assert!(seen.contains(&"rendering".to_string()), "{seen:?}");
+    // job.json is the project as last seen.
+    let job: serde_json::Value = serde_json::from_str(&d.ok("cat jobs/slow/job.json")).unwrap();
+    assert_eq!(job["status"], "complete");
+}
+
+#[test]
+fn unmount_and_mount_bring_every_job_back() {
+    let Some(mut d) = TestDrive::start() else {
+        return;
+    };
+    drop_photo(&d, "photo-colorizer", "one");
+    d.ok("echo 'two' > inbox/ai-image-generator/two.txt");
+    d.wait_status("one", &["complete"]);
+    d.wait_status("two", &["complete"]);
+    let output = std::fs::read(d.path("jobs/one/output.png")).unwrap();
+    d.unmount();
+    d.mount();
+    assert_eq!(d.jobs(), ["one", "two"]);
+    assert_eq!(
+        std::fs::read(d.path("jobs/one/output.png")).unwrap(),
+        output
+    );
+    assert_eq!(d.status("two").unwrap(), "complete");
+    assert_eq!(d.count("create"), 2, "nothing submitted twice");
+}
+
+#[test]
+fn kill_9_then_mount_resumes_unfinished_jobs() {
+    let Some(mut d) = TestDrive::with(MockConfig {
+        render_time: Duration::from_secs(2),
+        ..MockConfig::default()
+    }) else {
+        return;
+    };
+    drop_photo(&d, "photo-colorizer", "crash");
+    d.wait_status("crash", &["queued", "rendering"]);
+    d.kill();
+    d.mount();
+    d.wait_status("crash", &["complete"]);
+    assert_eq!(d.count("create"), 1, "the create is not sent again");
+    assert!(d.path("jobs/crash/output.png").exists());
+}
+
+#[test]
+fn a_lost_create_answer_is_never_resent() {
+    let Some(mut d) = TestDrive::start() else {
+        return;
+    };
+    d.mock.set_faults(Faults {
+        rules: vec![Rule {
+            op: "create".into(),
+            fault: Fault::Drop,
+            count: 1,
+        }],
+        ..Faults::default()
+    });
+    d.ok("echo 'lost' > inbox/ai-image-generator/lost.txt");
+    d.wait_status("lost", &["error"]);
+    let error = d.ok("cat jobs/lost/error");
+    assert!(error.starts_with("unknown_outcome: "), "{error}");
+    assert!(
+        error.contains("inbox/ai-image-generator/"),
+        "says how to resubmit: {error}"
+    );
+    // The input is kept in the job folder, to resubmit from.
+    assert_eq!(d.ok("cat jobs/lost/lost.txt"), "lost\n");
+    d.unmount();
+    d.mount();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(d.status("lost").unwrap(), "error");
+    assert_eq!(d.count("create"), 1);
+}
+
+#[test]
+fn throttling_and_server_errors_are_retried_by_the_engine() {
+    let Some(d) = TestDrive::start() else { return };
+    d.mock.set_faults(Faults {
+        rules: vec![
+            Rule {
+                op: "create".into(),
+                fault: Fault::Throttle {
+                    retry_after_secs: 1,
+                },
+                count: 1,
+            },
+            Rule {
+                op: "get".into(),
+                fault: Fault::Status { status: 503 },
+                count: 2,
+            },
+            Rule {
+                op: "download".into(),
+                fault: Fault::Drop,
+                count: 1,
+            },
+        ],
+        ..Faults::default()
+    });
+    d.ok("echo 'persistent' > inbox/ai-image-generator/p.txt");
+    d.wait_status("p", &["complete"]);
+    // The throttled create did nothing; the retry made the one project.
+    let created: Vec<_> = d
+        .mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.op == "create")
+        .collect();
+    assert_eq!(created.len(), 2);
+    assert_eq!(created[0].status, 429);
+    assert_eq!(created[1].status, 200);
+    mhfs::mock::media::check_image(&std::fs::read(d.path("jobs/p/output.png")).unwrap()).unwrap();
+}
+
+#[test]
+fn an_expired_download_url_is_refreshed() {
+    let Some(d) = TestDrive::start() else { return };
+    d.mock.set_faults(Faults {
+        url_lifetime_secs: Some(0),
+        ..Faults::default()
+    });
+    d.ok("echo 'expiring' > inbox/ai-image-generator/e.txt");
+    d.wait_status("e", &["downloading"]);
+    std::thread::sleep(Duration::from_millis(300));
+    d.mock.set_faults(Faults::default());
+    d.wait_status("e", &["complete"]);
+    let downloads: Vec<_> = d
+        .mock
+        .requests()
+        .into_iter()
+        .filter(|r| r.op == "download")
+        .collect();
+    assert!(
+        downloads.len() >= 2,
+        "the expired URL was refused, then a fresh one worked"
+    );
+    assert_eq!(downloads[0].status, 403);
+    assert_eq!(downloads.last().unwrap().status, 200);
+}
