@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::api::ApiKey;
+use crate::api::catalog::Overrides;
 use crate::engine::EngineConfig;
 use crate::mock::{Faults, MockConfig, MockServer};
 
@@ -54,6 +55,11 @@ pub struct MountArgs {
     /// Seconds an inbox folder must be quiet before it is submitted.
     #[arg(long, default_value_t = 2.0)]
     pub settle: f64,
+    /// Per-tool defaults over the built-in ones, a JSON object by tool slug, e.g.
+    /// `{"ai-image-upscaler": {"scale_factor": 4}}` (default $XDG_CONFIG_HOME/mhfs/defaults.json
+    /// when it exists).
+    #[arg(long)]
+    pub defaults: Option<PathBuf>,
     /// Render time of the embedded mock, in seconds.
     #[arg(long, default_value_t = 6.0)]
     pub mock_render_time: f64,
@@ -86,7 +92,24 @@ fn read_key(args: &MountArgs) -> Result<Option<String>, String> {
         .filter(|k| !k.is_empty()))
 }
 
+/// The defaults file: `--defaults`, else `$XDG_CONFIG_HOME/mhfs/defaults.json` if present.
+fn read_defaults(args: &MountArgs) -> Result<Overrides, String> {
+    let path = args.defaults.clone().or_else(|| {
+        let config = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+        Some(config.join("mhfs/defaults.json")).filter(|p| p.exists())
+    });
+    let Some(path) = path else {
+        return Ok(Overrides::default());
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read the defaults file {}: {e}", path.display()))?;
+    Overrides::parse(&text).map_err(|e| format!("defaults file {}: {e}", path.display()))
+}
+
 pub async fn run_mount(args: MountArgs) -> Result<(), String> {
+    let defaults = read_defaults(&args)?;
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     std::fs::create_dir_all(&state_dir).map_err(|e| {
         format!(
@@ -126,6 +149,7 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
             poll_base: args
                 .poll_interval
                 .map(|s| Duration::from_secs_f64(s.max(0.01))),
+            defaults,
             ..EngineConfig::default()
         },
         settle: Duration::from_secs_f64(args.settle.max(0.0)),

@@ -97,10 +97,16 @@ fn mv_renames_a_job_locally() {
     let Some(d) = TestDrive::start() else { return };
     drop_photo(&d, "photo-colorizer", "a");
     d.wait_status("a", &["complete"]);
-    let before = d.mock.requests().len();
     d.ok("mv jobs/a jobs/b");
     assert_eq!(d.jobs(), ["b"]);
-    assert_eq!(d.mock.requests().len(), before, "a rename is local");
+    // Onto another job's name: refused, both stay.
+    drop_photo(&d, "photo-colorizer", "c");
+    d.wait_status("c", &["complete"]);
+    let err = d.fails("mv -T jobs/b jobs/c");
+    assert!(err.contains("exists"), "{err}");
+    assert_eq!(d.jobs(), ["b", "c"]);
+    assert_eq!(d.count("delete"), 0, "a rename is local");
+    assert_eq!(d.count("create"), 2);
     assert_eq!(d.ok("cat jobs/b/status"), "complete\n");
 }
 
@@ -277,4 +283,33 @@ fn an_expired_download_url_is_refreshed() {
     );
     assert_eq!(downloads[0].status, 403);
     assert_eq!(downloads.last().unwrap().status, 200);
+}
+
+#[test]
+fn a_defaults_file_overrides_the_built_in_defaults() {
+    let defaults = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        defaults.path(),
+        r#"{"ai-image-upscaler": {"scale_factor": 4}}"#,
+    )
+    .unwrap();
+    let path = defaults.path().to_str().unwrap();
+    let config = MockConfig {
+        render_time: Duration::ZERO,
+        ..MockConfig::default()
+    };
+    let Some(d) = TestDrive::with_args(config, &["--defaults", path]) else {
+        return;
+    };
+    // README.txt shows the effective defaults.
+    assert!(
+        d.ok("cat README.txt")
+            .contains(r#"defaults: {"scale_factor":4,"style":{"mode":"balanced"}}"#)
+    );
+    drop_photo(&d, "ai-image-upscaler", "four");
+    d.wait_status("four", &["complete"]);
+    let (w, h) =
+        mhfs::mock::media::check_image(&std::fs::read(d.path("jobs/four/output.png")).unwrap())
+            .unwrap();
+    assert_eq!((w, h), (64 * 4, 48 * 4));
 }

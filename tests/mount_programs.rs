@@ -216,3 +216,21 @@ fn a_gigabyte_input_streams_with_small_memory() {
         rss >> 20
     );
 }
+
+#[test]
+fn an_incomplete_folder_waits_in_the_inbox() {
+    let Some(d) = TestDrive::start() else { return };
+    d.ok("mkdir inbox/lip-sync/talk");
+    let voice = common::sample(&d.outside(), "audio", Media::Audio);
+    d.ok(&format!("cp {} inbox/lip-sync/talk/", voice.display()));
+    std::thread::sleep(Duration::from_millis(1000));
+    assert!(d.jobs().is_empty(), "no video yet: nothing is submitted");
+    assert_eq!(d.ok("ls inbox/lip-sync/talk"), "audio.wav\n");
+    // Folders inside a submission folder are refused.
+    let err = d.fails("mkdir inbox/lip-sync/talk/deeper");
+    assert!(err.contains("Operation not permitted"), "{err}");
+    let clip = common::sample(&d.outside(), "video", Media::Video);
+    d.ok(&format!("cp {} inbox/lip-sync/talk/", clip.display()));
+    d.wait_status("talk", &["complete"]);
+    assert_eq!(d.count("create"), 1);
+}

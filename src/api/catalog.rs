@@ -675,6 +675,36 @@ pub static TOOLS: &[Tool] = &[
     },
 ];
 
+/// The user's overrides of the built-in defaults, by tool slug: the defaults file, a JSON
+/// object such as `{"ai-image-upscaler": {"scale_factor": 4}}`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Overrides(pub std::collections::BTreeMap<String, Value>);
+
+impl Overrides {
+    pub fn parse(text: &str) -> Result<Overrides, String> {
+        let map: std::collections::BTreeMap<String, Value> =
+            serde_json::from_str(text).map_err(|e| e.to_string())?;
+        for (slug, body) in &map {
+            if tool(slug).is_none() {
+                return Err(format!("no such tool {slug:?}"));
+            }
+            if !body.is_object() {
+                return Err(format!("{slug}: the defaults must be a JSON object"));
+            }
+        }
+        Ok(Overrides(map))
+    }
+
+    /// The defaults a submission to `tool` starts from: built-in, then the user's.
+    pub fn body(&self, tool: &Tool) -> Value {
+        let mut body = (tool.defaults)();
+        if let Some(over) = self.0.get(tool.slug) {
+            merge(&mut body, over);
+        }
+        body
+    }
+}
+
 /// Reads a dotted path (`assets.image_file_path`) from a JSON value.
 pub fn get_path<'a>(value: &'a Value, path: &str) -> Option<&'a Value> {
     path.split('.').try_fold(value, |v, key| v.get(key))
@@ -730,6 +760,18 @@ mod tests {
             json!({"style": {"mode": "x", "prompt": "p"}, "scale_factor": 4,
                    "assets": {"image_file_path": "a.png"}})
         );
+    }
+
+    #[test]
+    fn overrides_merge_over_builtin_defaults() {
+        let o = Overrides::parse(r#"{"ai-image-upscaler": {"scale_factor": 4}}"#).unwrap();
+        let t = tool("ai-image-upscaler").unwrap();
+        assert_eq!(
+            o.body(t),
+            json!({"scale_factor": 4, "style": {"mode": "balanced"}})
+        );
+        assert!(Overrides::parse(r#"{"nope": {}}"#).is_err());
+        assert!(Overrides::parse(r#"{"ai-image-upscaler": 3}"#).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use crate::api::catalog::ProjectKind;
+use crate::api::catalog::{Overrides, ProjectKind};
 use crate::api::retry::{Backoff, retry};
 use crate::api::{ApiError, Client};
 use crate::fs::core::Drive;
@@ -27,6 +27,8 @@ pub struct EngineConfig {
     /// Requests started per second, all jobs together.
     pub max_per_second: f64,
     pub backoff: Backoff,
+    /// The user's defaults file, over the built-in defaults.
+    pub defaults: Overrides,
 }
 
 impl Default for EngineConfig {
@@ -36,6 +38,7 @@ impl Default for EngineConfig {
             max_in_flight: 8,
             max_per_second: 10.0,
             backoff: Backoff::default(),
+            defaults: Overrides::default(),
         }
     }
 }
@@ -206,8 +209,9 @@ impl Engine {
             return Err(Stopped);
         };
         let input_dir = self.drive.input_dir(id);
+        let defaults = self.cfg.defaults.clone();
         let planned = tokio::task::spawn_blocking(move || {
-            let plan = submit::plan(&mut job, &input_dir);
+            let plan = submit::plan(&mut job, &input_dir, &defaults);
             (job, plan)
         })
         .await

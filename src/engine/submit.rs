@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::job::{InputFile, Job};
-use crate::api::catalog::{Input, Media, Tool, get_path, merge, set_path};
+use crate::api::catalog::{Input, Media, Overrides, Tool, get_path, merge, set_path};
 use crate::api::schema::validate_create;
 
 /// A create body whose local files still need uploading.
@@ -184,9 +184,9 @@ fn put_input(
 /// Builds the plan for a job from its staged inputs. `source` is `file`, `text`, `json` or
 /// `folder`. JSON bodies may reference local files; those are copied into `input_dir` and
 /// added to `inputs` so they are kept with the job.
-pub fn plan(job: &mut Job, input_dir: &Path) -> Result<Plan, Refusal> {
+pub fn plan(job: &mut Job, input_dir: &Path, defaults: &Overrides) -> Result<Plan, Refusal> {
     let tool = job.tool();
-    let mut body = (tool.defaults)();
+    let mut body = defaults.body(tool);
     let mut uploads = Vec::new();
     match job.source.as_str() {
         "text" => set_text(tool, &mut body, &job.inputs[0].path)?,
@@ -532,7 +532,7 @@ mod tests {
             &[("holiday.jpg", b"x")],
             d.path(),
         );
-        let p = plan(&mut j, d.path()).unwrap();
+        let p = plan(&mut j, d.path(), &Overrides::default()).unwrap();
         assert_eq!(p.body["scale_factor"], json!(2));
         assert_eq!(p.body["name"], json!("j"));
         assert_eq!(
@@ -554,7 +554,7 @@ mod tests {
             &[("cat.txt", b"a cat\n")],
             d.path(),
         );
-        let p = plan(&mut j, d.path()).unwrap();
+        let p = plan(&mut j, d.path(), &Overrides::default()).unwrap();
         assert_eq!(p.body["style"]["prompt"], json!("a cat"));
         assert!(p.uploads.is_empty());
         let long = "x".repeat(501);
@@ -564,7 +564,12 @@ mod tests {
             &[("g.txt", long.as_bytes())],
             d.path(),
         );
-        assert_eq!(plan(&mut j, d.path()).unwrap_err().code, "text_too_long");
+        assert_eq!(
+            plan(&mut j, d.path(), &Overrides::default())
+                .unwrap_err()
+                .code,
+            "text_too_long"
+        );
     }
 
     #[test]
@@ -580,7 +585,7 @@ mod tests {
             ],
             d.path(),
         );
-        let p = plan(&mut j, d.path()).unwrap();
+        let p = plan(&mut j, d.path(), &Overrides::default()).unwrap();
         assert_eq!(p.body["assets"]["video_source"], json!("file"));
         assert_eq!(p.body["end_seconds"], json!(3));
         assert_eq!(p.uploads.len(), 2);
@@ -590,16 +595,27 @@ mod tests {
             &[("x/a.png", b"i"), ("x/b.png", b"i")],
             d.path(),
         );
-        assert_eq!(plan(&mut j, d.path()).unwrap_err().code, "ambiguous_file");
+        assert_eq!(
+            plan(&mut j, d.path(), &Overrides::default())
+                .unwrap_err()
+                .code,
+            "ambiguous_file"
+        );
         let mut j = job(
             "head-swap",
             "folder",
             &[("x/head.png", b"i"), ("x/body.png", b"i")],
             d.path(),
         );
-        assert_eq!(plan(&mut j, d.path()).unwrap().uploads.len(), 2);
+        assert_eq!(
+            plan(&mut j, d.path(), &Overrides::default())
+                .unwrap()
+                .uploads
+                .len(),
+            2
+        );
         let mut j = job("face-swap", "folder", &[("me/face.png", b"i")], d.path());
-        let e = plan(&mut j, d.path()).unwrap_err();
+        let e = plan(&mut j, d.path(), &Overrides::default()).unwrap_err();
         assert_eq!(e.code, "missing_input");
         assert!(e.message.contains("video"), "{}", e.message);
     }
@@ -619,7 +635,7 @@ mod tests {
             &[("b.json", body.as_bytes())],
             d.path(),
         );
-        let p = plan(&mut j, d.path()).unwrap();
+        let p = plan(&mut j, d.path(), &Overrides::default()).unwrap();
         assert_eq!(p.body["scale_factor"], json!(4));
         assert_eq!(p.uploads.len(), 1);
         assert_eq!(j.inputs.len(), 2, "the reference is kept with the job");
@@ -630,7 +646,12 @@ mod tests {
             &[("b.json", b"{not json")],
             d.path(),
         );
-        assert_eq!(plan(&mut j, d.path()).unwrap_err().code, "invalid_json");
+        assert_eq!(
+            plan(&mut j, d.path(), &Overrides::default())
+                .unwrap_err()
+                .code,
+            "invalid_json"
+        );
         let mut j = job(
             "ai-image-upscaler",
             "json",
@@ -641,12 +662,14 @@ mod tests {
             d.path(),
         );
         assert_eq!(
-            plan(&mut j, d.path()).unwrap_err().code,
+            plan(&mut j, d.path(), &Overrides::default())
+                .unwrap_err()
+                .code,
             "unreadable_reference"
         );
         let url = br#"{"assets": {"image_file_path": "https://x/y.png"}, "scale_factor": "big"}"#;
         let mut j = job("ai-image-upscaler", "json", &[("b.json", url)], d.path());
-        let e = plan(&mut j, d.path()).unwrap_err();
+        let e = plan(&mut j, d.path(), &Overrides::default()).unwrap_err();
         assert_eq!(e.code, "invalid_request");
         assert!(e.message.contains("scale_factor"), "{}", e.message);
     }

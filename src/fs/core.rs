@@ -177,6 +177,8 @@ struct Inner {
 
 pub struct DriveConfig {
     pub state_dir: PathBuf,
+    /// The defaults README.txt shows (built-in, then the user's file).
+    pub defaults: crate::api::catalog::Overrides,
     /// Quiet time before a complete inbox folder is submitted.
     pub settle: Duration,
     pub uid: u32,
@@ -243,7 +245,7 @@ impl Drive {
             moved: HashMap::new(),
         };
         Ok(Arc::new(Drive {
-            readme: readme::readme_txt().into_bytes(),
+            readme: readme::readme_txt(&cfg.defaults).into_bytes(),
             cfg,
             inbox,
             store: Mutex::new(store),

@@ -42,6 +42,7 @@ pub fn mount(opts: MountOptions) -> Result<Mounted, String> {
     let (uid, gid) = core::current_ids();
     let drive = Drive::load(DriveConfig {
         state_dir: opts.state_dir.clone(),
+        defaults: opts.engine.defaults.clone(),
         settle: opts.settle,
         uid,
         gid,

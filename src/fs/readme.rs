@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::api::catalog::{Output, TOOLS, Tool};
+use crate::api::catalog::{Output, Overrides, TOOLS, Tool};
 
 fn inputs_text(t: &Tool) -> String {
     if t.inputs.is_empty() {
@@ -89,28 +89,39 @@ fn example(t: &Tool) -> String {
     }
 }
 
+const HELP: &str = r#"mhfs: Magic Hour as a drive
+===========================
+
+Submit: copy a file into inbox/<tool>/. The moment it is complete (closed after writing, or
+renamed from a hidden temp name) it leaves the inbox and jobs/<name>/ appears.
+  - A media file (image, video, audio by extension) is the tool's input.
+  - A .txt file is the tool's text (prompt, topic, content or script).
+  - A .json file is the create body itself, in the API's field names, over the defaults below.
+    Asset fields may hold api-assets/ paths, http(s) URLs, or local files (absolute, or
+    relative to the JSON's folder), which mhfs uploads first.
+  - A folder inbox/<tool>/<name>/ holding files named by role (image.jpg, video.mp4,
+    audio.mp3, person.png, ...; or unambiguous by type), an optional params.json (merged into
+    the body) and an optional prompt.txt is submitted once every required input is there,
+    no file is open, and it has been quiet for 2 seconds.
+Never submitted: empty files, hidden names (.*), *~, *.swp, *.tmp, *.part, *.crdownload,
+4913. They stay in the inbox as scratch files until renamed or removed.
+
+Jobs: jobs/<name>/
+  status        uploading, submitting, queued, rendering, downloading, complete, error
+                or canceled
+  job.json      the project as last seen from the API
+  request.json  the body sent to create the job
+  error         why it failed ("<code>: <message>"); the dropped input is kept beside it
+  output.<ext>  the outputs (output-1.<ext> ... when several), once downloaded
+rm -r jobs/<name> deletes the project on Magic Hour; mv jobs/a jobs/b renames locally.
+
+Tools
+-----
+"#;
+
 /// README.txt at the root of the mount.
-pub fn readme_txt() -> String {
-    let mut s = String::from(
-        "mhfs: Magic Hour as a drive\n\
-         ===========================\n\n\
-         Submit: copy a file into inbox/<tool>/. The moment it is complete (closed after writing,\n\
-         or renamed from a hidden temp name) it leaves the inbox and jobs/<name>/ appears.\n\
-         - A media file (image, video, audio by extension) is the tool's input.\n\
-         - A .txt file is the tool's text (prompt, topic, content or script).\n\
-         - A .json file is the create body itself, in the API's field names; asset fields may hold\n\
-           api-assets/ paths, http(s) URLs, or local files (relative to the JSON's folder, or\n\
-           absolute), which mhfs uploads first.\n\
-         - A folder inbox/<tool>/<name>/ with files named by role (image.jpg, video.mp4,\n\
-           audio.mp3, person.png ...; or unambiguous by type), optional params.json (merged into\n\
-           the body) and prompt.txt, is submitted once complete and quiet for 2 seconds.\n\
-         Never submitted: empty files, hidden names (.*), *~, *.swp, *.tmp, *.part, *.crdownload, 4913.\n\n\
-         Jobs: jobs/<name>/status is one of uploading, submitting, queued, rendering, downloading,\n\
-         complete, error, canceled. job.json is the project as last seen, request.json the body\n\
-         sent, error says why it failed, and outputs (output.<ext>, output-1.<ext> ...) appear\n\
-         once downloaded. rm -r jobs/<name> deletes the project on Magic Hour. mv renames locally.\n\n\
-         Tools\n-----\n",
-    );
+pub fn readme_txt(defaults: &Overrides) -> String {
+    let mut s = String::from(HELP);
     for t in TOOLS {
         let _ = writeln!(
             s,
@@ -122,7 +133,7 @@ pub fn readme_txt() -> String {
         let _ = writeln!(s, "  inputs:   {}", inputs_text(t).replace('`', ""));
         let _ = writeln!(s, "  text:     {}", text_text(t).replace('`', ""));
         let _ = writeln!(s, "  outputs:  {}", output_text(t));
-        let _ = writeln!(s, "  defaults: {}", (t.defaults)());
+        let _ = writeln!(s, "  defaults: {}", defaults.body(t));
         let _ = writeln!(s, "  example:  {}", example(t));
     }
     s

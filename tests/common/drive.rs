@@ -13,6 +13,8 @@ pub struct TestDrive {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     pub settle: f64,
+    /// More `mhfs mount` options.
+    pub extra: Vec<String>,
 }
 
 /// `None` (the test is skipped with a message) where FUSE is missing, except under CI.
@@ -37,6 +39,10 @@ impl TestDrive {
     }
 
     pub fn with(config: MockConfig) -> Option<TestDrive> {
+        TestDrive::with_args(config, &[])
+    }
+
+    pub fn with_args(config: MockConfig, extra: &[&str]) -> Option<TestDrive> {
         if !fuse_available() {
             return None;
         }
@@ -54,6 +60,7 @@ impl TestDrive {
             dir,
             child: None,
             settle: 0.3,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         d.mount();
         Some(d)
@@ -97,6 +104,7 @@ impl TestDrive {
                 "--settle",
                 &self.settle.to_string(),
             ])
+            .args(&self.extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(self.dir.path().join("mhfs.log")).unwrap())
