@@ -316,6 +316,33 @@ async fn a_create_whose_answer_is_lost_is_an_unknown_outcome() {
     assert!(matches!(err, ApiError::UnknownOutcome { .. }), "{err:?}");
     // The retry helper did not repeat it, and the mock did create (and bill) the project.
     assert_eq!(server.count("create"), 1);
+
+    // A 500 to a create may have come after the project was made: unknown too, not retried.
+    // 502 and 503 say nothing was done: retried.
+    server.set_faults(Faults {
+        rules: vec![
+            Rule {
+                op: "create".into(),
+                fault: Fault::Status { status: 500 },
+                count: 1,
+            },
+            Rule {
+                op: "create".into(),
+                fault: Fault::Status { status: 503 },
+                count: 1,
+            },
+        ],
+        ..Faults::default()
+    });
+    let err = retry(fast(), || c.create("ai-qr-code-generator", &body))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApiError::UnknownOutcome { .. }), "{err:?}");
+    assert_eq!(server.count("create"), 2);
+    retry(fast(), || c.create("ai-qr-code-generator", &body))
+        .await
+        .unwrap();
+    assert_eq!(server.count("create"), 4);
 }
 
 #[tokio::test]

@@ -313,3 +313,20 @@ fn a_defaults_file_overrides_the_built_in_defaults() {
             .unwrap();
     assert_eq!((w, h), (64 * 4, 48 * 4));
 }
+
+#[test]
+fn a_second_mount_of_the_same_state_directory_is_refused() {
+    let Some(d) = TestDrive::start() else { return };
+    let other = d.outside().join("mnt2");
+    std::fs::create_dir_all(&other).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mhfs"))
+        .arg("mount")
+        .arg(&other)
+        .args(["--api-url", &d.mock.url(), "--state-dir"])
+        .arg(d.state())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another mhfs mount"), "{err}");
+}

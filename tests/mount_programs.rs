@@ -234,3 +234,32 @@ fn an_incomplete_folder_waits_in_the_inbox() {
     d.wait_status("talk", &["complete"]);
     assert_eq!(d.count("create"), 1);
 }
+
+/// GIO and editors write a temp file and rename it over the target before closing it: the
+/// last close submits it under its new name.
+#[test]
+fn a_temp_file_renamed_while_open_submits_at_its_last_close() {
+    let Some(d) = TestDrive::start() else { return };
+    let script = r#"
+import os, sys, time
+d = sys.argv[1]
+f = open(os.path.join(d, ".goutputstream-ABC123"), "w")
+f.write("a lighthouse at dusk\n"); f.flush()
+os.rename(os.path.join(d, ".goutputstream-ABC123"), os.path.join(d, "dusk.txt"))
+time.sleep(0.3)
+assert not os.path.exists("jobs/dusk"), "submitted while still open"
+f.close()
+"#;
+    let py = d.outside().join("gio.py");
+    std::fs::write(&py, script).unwrap();
+    d.ok(&format!(
+        "python3 {} inbox/ai-image-generator",
+        py.display()
+    ));
+    d.wait_status("dusk", &["complete"]);
+    assert!(
+        d.ok("cat jobs/dusk/request.json")
+            .contains("a lighthouse at dusk")
+    );
+    assert_eq!(d.count("create"), 1);
+}

@@ -90,7 +90,7 @@ impl Client {
             req = req.json(body);
         }
         let resp = req.send().await.map_err(|e| send_error(e, effect))?;
-        let resp = check_status(resp).await?;
+        let resp = check_status(resp, effect).await?;
         let bytes = resp.bytes().await.map_err(|e| match effect {
             Effect::Billing => ApiError::UnknownOutcome {
                 reason: format!("{method} {path}: answer cut off: {e}"),
@@ -168,7 +168,7 @@ impl Client {
             .send()
             .await
             .map_err(|e| send_error(e, Effect::Idempotent))?;
-        check_status(resp).await?;
+        check_status(resp, Effect::Idempotent).await?;
         Ok(len)
     }
 
@@ -240,7 +240,7 @@ impl Client {
             .send()
             .await
             .map_err(|e| send_error(e, Effect::Idempotent))?;
-        let resp = check_status(resp).await?;
+        let resp = check_status(resp, Effect::Idempotent).await?;
         let mut out = tokio::fs::File::create(dest)
             .await
             .map_err(|e| ApiError::Local(format!("cannot create {}: {e}", dest.display())))?;
@@ -306,7 +306,13 @@ fn without_url(e: &reqwest::Error) -> String {
     msg
 }
 
-async fn check_status(resp: reqwest::Response) -> Result<reqwest::Response, ApiError> {
+/// Sorts a non-2xx answer. For a create, only the answers that prove nothing was done are
+/// retryable: 429 and 502/503 (API.md §10: no job exists). Any other 5xx may have come after the
+/// project was made, so its outcome is unknown.
+async fn check_status(
+    resp: reqwest::Response,
+    effect: Effect,
+) -> Result<reqwest::Response, ApiError> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);
@@ -326,7 +332,15 @@ async fn check_status(resp: reqwest::Response) -> Result<reqwest::Response, ApiE
         .map(|b| b.message)
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
-    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+    let nothing_done = matches!(status.as_u16(), 429 | 502 | 503);
+    if status.is_server_error() && effect == Effect::Billing && !nothing_done {
+        Err(ApiError::UnknownOutcome {
+            reason: format!(
+                "the create was answered {} {code}: {message}",
+                status.as_u16()
+            ),
+        })
+    } else if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
         Err(ApiError::Retryable {
             status: Some(status.as_u16()),
             retry_after,

@@ -113,6 +113,9 @@ pub struct Job {
     /// The body with placeholders and the uploads it waits for, made once when staged.
     #[serde(default)]
     pub plan: Option<super::submit::Plan>,
+    /// uid and gid of the user who dropped it: the files its JSON names must be theirs to read.
+    #[serde(default)]
+    pub owner: Option<(u32, u32)>,
     pub created: SystemTime,
     pub updated: SystemTime,
 }
@@ -286,6 +289,7 @@ mod tests {
             error: None,
             outputs: vec![],
             plan: None,
+            owner: None,
             created: SystemTime::UNIX_EPOCH,
             updated: SystemTime::UNIX_EPOCH,
         }

@@ -77,7 +77,7 @@ pub struct Engine {
     drive: Arc<Drive>,
     cfg: EngineConfig,
     limiter: Limiter,
-    tasks: Mutex<HashMap<JobId, tokio::task::AbortHandle>>,
+    tasks: Mutex<HashMap<JobId, tokio::task::JoinHandle<()>>>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -133,40 +133,62 @@ impl Engine {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
         });
-        tasks.insert(id, task.abort_handle());
+        tasks.insert(id, task);
     }
 
     /// Deletes a job: `DELETE` on Magic Hour when a project exists (204 or 404 both mean gone),
     /// then the local copies. Any other answer keeps the job and is returned.
     pub async fn delete(self: &Arc<Self>, id: JobId) -> Result<(), ApiError> {
-        let Some(job) = self.drive.job(id) else {
-            return Ok(());
-        };
-        if job.stage == Stage::Creating {
-            return Err(ApiError::Local("its create call is in flight".into()));
+        // First stop the job from starting a create, then stop its task and wait for it, so
+        // nothing can bill behind the deletion.
+        if self.drive.begin_delete(id).is_none() {
+            return match self.drive.job(id) {
+                None => Ok(()),
+                Some(_) => Err(ApiError::Local("its create call is in flight".into())),
+            };
         }
-        if let Some(task) = self
+        let task = self
             .tasks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .remove(&id)
-        {
+            .remove(&id);
+        if let Some(task) = task {
             task.abort();
+            let _ = task.await;
         }
-        if let Some(pid) = job
+        let Some(job) = self.drive.job(id) else {
+            self.drive.end_delete(id);
+            return Ok(());
+        };
+        let remote = job
             .project_id
             .as_deref()
-            .filter(|_| job.kind() != ProjectKind::FaceDetection)
-        {
-            let result = retry(self.cfg.backoff, || async {
+            .filter(|_| job.kind() != ProjectKind::FaceDetection);
+        if let Some(pid) = remote {
+            // Few, quick retries: the rmdir that asked is waiting for this answer.
+            let quick = Backoff {
+                max_attempts: 3,
+                base: Duration::from_millis(200),
+                cap: Duration::from_secs(2),
+            };
+            let attempts = retry(quick, || async {
                 let _permit = self.limiter.acquire().await;
                 self.client.delete_project(job.kind(), pid).await
-            })
-            .await;
+            });
+            let result = tokio::time::timeout(Duration::from_secs(15), attempts)
+                .await
+                .unwrap_or_else(|_| {
+                    Err(ApiError::Retryable {
+                        status: None,
+                        retry_after: None,
+                        reason: "no answer to DELETE within 15 s".into(),
+                    })
+                });
             match result {
                 Ok(()) | Err(ApiError::Refused { status: 404, .. }) => {}
                 Err(e) => {
-                    // The job stays; resume whatever it was doing.
+                    // The job stays; it resumes whatever it was doing.
+                    self.drive.end_delete(id);
                     if job.is_active() {
                         self.kick(id);
                     }
@@ -175,6 +197,7 @@ impl Engine {
             }
         }
         self.drive.remove_job(id);
+        self.drive.end_delete(id);
         Ok(())
     }
 
@@ -283,12 +306,11 @@ impl Engine {
                 *slot = serde_json::Value::String(remote);
             }
         }
-        self.drive.update(id, |j| {
-            j.request = Some(body);
-            j.stage = Stage::Creating;
-            j.status = JobStatus::Submitting;
-        });
-        Ok(())
+        if self.drive.begin_create(id, body) {
+            Ok(())
+        } else {
+            Err(Stopped)
+        }
     }
 
     /// The create call: sent once. Retried only when the API said nothing was done (no

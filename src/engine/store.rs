@@ -18,14 +18,15 @@ pub struct StoreError(#[from] rusqlite::Error);
 impl Store {
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let conn = Connection::open(path)?;
-        // WAL + NORMAL: each commit survives a crash of the process; a power loss may lose the
-        // last commits but never corrupts the file.
+        // WAL + FULL: every commit is on disk before the network call it precedes, so even a
+        // power loss cannot roll a job back to before its create was sent.
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "NORMAL")?;
-        // A job is small: one JSON document per row, written whole at each step.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        // A job is small: one JSON document per row, written whole at each step. AUTOINCREMENT:
+        // ids (and so job folders) are never reused.
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS jobs (
-                id INTEGER PRIMARY KEY,
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
                 name TEXT NOT NULL UNIQUE,
                 data TEXT NOT NULL
             );",
@@ -126,6 +127,7 @@ mod tests {
             error: None,
             outputs: vec![],
             plan: None,
+            owner: None,
             created: SystemTime::now(),
             updated: SystemTime::now(),
         };

@@ -186,6 +186,9 @@ fn put_input(
 /// added to `inputs` so they are kept with the job.
 pub fn plan(job: &mut Job, input_dir: &Path, defaults: &Overrides) -> Result<Plan, Refusal> {
     let tool = job.tool();
+    if job.inputs.is_empty() {
+        return Err(refuse("input_lost", "the job has no input file"));
+    }
     let mut body = defaults.body(tool);
     let mut uploads = Vec::new();
     match job.source.as_str() {
@@ -453,6 +456,10 @@ fn resolve_local(value: &str, job: &Job, base: Option<&Path>) -> Result<PathBuf,
         }
     };
     match std::fs::metadata(&candidate) {
+        Ok(m) if m.is_file() && path.is_absolute() && !may_read(&m, job.owner) => Err(refuse(
+            "unreadable_reference",
+            format!("{value}: permission denied (the user who dropped the JSON cannot read it)"),
+        )),
         Ok(m) if m.is_file() => Ok(candidate),
         Ok(_) => Err(refuse(
             "unreadable_reference",
@@ -460,6 +467,18 @@ fn resolve_local(value: &str, job: &Job, base: Option<&Path>) -> Result<PathBuf,
         )),
         Err(e) => Err(refuse("unreadable_reference", format!("{value}: {e}"))),
     }
+}
+
+/// Whether `owner` (uid, gid) may read a file, by its mode bits (supplementary groups are not
+/// known here; root reads everything). No owner known: mhfs's own permissions decide.
+fn may_read(meta: &std::fs::Metadata, owner: Option<(u32, u32)>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Some((uid, gid)) = owner else { return true };
+    let mode = meta.mode();
+    uid == 0
+        || (meta.uid() == uid && mode & 0o400 != 0)
+        || (meta.gid() == gid && mode & 0o040 != 0)
+        || mode & 0o004 != 0
 }
 
 /// JSON pointers of every asset field present in a body, with the media each takes.
@@ -518,6 +537,7 @@ mod tests {
             error: None,
             outputs: vec![],
             plan: None,
+            owner: None,
             created: SystemTime::now(),
             updated: SystemTime::now(),
         }
@@ -672,6 +692,37 @@ mod tests {
         let e = plan(&mut j, d.path(), &Overrides::default()).unwrap_err();
         assert_eq!(e.code, "invalid_request");
         assert!(e.message.contains("scale_factor"), "{}", e.message);
+    }
+
+    #[test]
+    fn absolute_references_need_the_dropping_users_permission() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let secret = d.path().join("secret.png");
+        std::fs::write(&secret, b"png").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let body = format!(
+            r#"{{"assets": {{"image_file_path": "{}"}}}}"#,
+            secret.display()
+        );
+        let mut j = job(
+            "ai-image-upscaler",
+            "json",
+            &[("b.json", body.as_bytes())],
+            d.path(),
+        );
+        j.owner = Some((4242, 4242));
+        let e = plan(&mut j, d.path(), &Overrides::default()).unwrap_err();
+        assert_eq!(e.code, "unreadable_reference");
+        assert!(e.message.contains("permission denied"), "{}", e.message);
+        let mut j = job(
+            "ai-image-upscaler",
+            "json",
+            &[("b.json", body.as_bytes())],
+            d.path(),
+        );
+        j.owner = Some((0, 0));
+        assert!(plan(&mut j, d.path(), &Overrides::default()).is_ok());
     }
 
     #[test]

@@ -173,6 +173,8 @@ struct Inner {
     folders: HashMap<PathBuf, Instant>,
     /// Submitted files: their old inode now points at the job's copy (for `mv`'s late setattr).
     moved: HashMap<u64, PathBuf>,
+    /// Jobs being deleted: they must not start their create.
+    deleting: std::collections::HashSet<JobId>,
 }
 
 pub struct DriveConfig {
@@ -193,6 +195,30 @@ pub struct Drive {
     hooks: OnceLock<Hooks>,
     readme: Vec<u8>,
     started: SystemTime,
+    /// Held for the life of the drive: one mount per state directory, or jobs would run twice.
+    _lock: File,
+}
+
+/// Takes the state directory's lock, or says which process holds it.
+fn lock_state_dir(dir: &Path) -> Result<File, String> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("mhfs.lock");
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    // SAFETY: flock on a valid, owned descriptor.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        return Err(format!(
+            "the state directory {} is in use by another mhfs mount (one mount per state \
+             directory; give this one --state-dir)",
+            dir.display()
+        ));
+    }
+    Ok(file)
 }
 
 fn tool_ino(i: usize) -> u64 {
@@ -219,8 +245,10 @@ impl Drive {
         }
         std::fs::create_dir_all(cfg.state_dir.join("jobs"))
             .map_err(|e| format!("cannot create {}: {e}", cfg.state_dir.display()))?;
+        let lock = lock_state_dir(&cfg.state_dir)?;
         let store = Store::open(&cfg.state_dir.join("jobs.db")).map_err(|e| e.to_string())?;
-        let jobs = store.all().map_err(|e| e.to_string())?;
+        let mut jobs = store.all().map_err(|e| e.to_string())?;
+        recover(&cfg.state_dir, &store, &mut jobs);
         let mut folders = HashMap::new();
         for t in TOOLS {
             for entry in std::fs::read_dir(inbox.join(t.slug))
@@ -243,6 +271,7 @@ impl Drive {
             staged: HashMap::new(),
             folders,
             moved: HashMap::new(),
+            deleting: Default::default(),
         };
         Ok(Arc::new(Drive {
             readme: readme::readme_txt(&cfg.defaults).into_bytes(),
@@ -252,6 +281,7 @@ impl Drive {
             inner: Mutex::new(inner),
             hooks: OnceLock::new(),
             started: SystemTime::now(),
+            _lock: lock,
         }))
     }
 
@@ -320,6 +350,54 @@ impl Drive {
             self.invalidate(Inval::Inode(ino));
         }
         Some(job)
+    }
+
+    /// The step before a create call: records the body and `Creating`, durably, unless the job
+    /// is being deleted. `false`: do not send the create.
+    pub fn begin_create(&self, id: JobId, body: serde_json::Value) -> bool {
+        let mut inner = self.lock();
+        if inner.deleting.contains(&id) {
+            return false;
+        }
+        let Some(job) = inner.jobs.get_mut(&id) else {
+            return false;
+        };
+        let before = job.clone();
+        job.request = Some(body);
+        job.stage = Stage::Creating;
+        job.status = JobStatus::Submitting;
+        job.updated = SystemTime::now();
+        let saved = self.store().save(job);
+        if let Err(e) = saved {
+            log::error!(
+                "job {}: cannot record the create step, not sending it: {e}",
+                job.name
+            );
+            *job = before;
+            return false;
+        }
+        let ino = inner.inos.get(&Node::JobFile(id, Part::Status)).copied();
+        drop(inner);
+        if let Some(ino) = ino {
+            self.invalidate(Inval::Inode(ino));
+        }
+        true
+    }
+
+    /// Marks a job as being deleted, so it will not start a create. Refused (`None`) while a
+    /// create is in flight: its outcome decides whether there is a project to delete.
+    pub fn begin_delete(&self, id: JobId) -> Option<Stage> {
+        let mut inner = self.lock();
+        let stage = inner.jobs.get(&id)?.stage;
+        if stage == Stage::Creating {
+            return None;
+        }
+        inner.deleting.insert(id);
+        Some(stage)
+    }
+
+    pub fn end_delete(&self, id: JobId) {
+        self.lock().deleting.remove(&id);
     }
 
     fn store(&self) -> MutexGuard<'_, Store> {
@@ -568,9 +646,10 @@ impl Drive {
         }
         if let Some((dir, _, _)) = self.staged_dir(&inner, parent) {
             let rel = dir.join(name);
-            let ino = Self::ino_of(&mut inner, Node::Staged(rel.clone()));
-            drop(inner);
-            return self.staged_attr(ino, &self.inbox.join(rel));
+            // Only names that exist get an inode: misses (file managers probe a lot) cost nothing.
+            let attr = self.staged_attr(0, &self.inbox.join(&rel))?;
+            let ino = Self::ino_of(&mut inner, Node::Staged(rel));
+            return Ok(Attr { ino, ..attr });
         }
         if let Some(Node::Job(id)) = inner.nodes.get(&parent).cloned() {
             let job = inner
@@ -900,6 +979,7 @@ impl Drive {
         name: &str,
         mode: u32,
         truncate: bool,
+        owner: (u32, u32),
     ) -> FsResult<(Attr, Opened)> {
         let mut inner = self.lock();
         let Some((dir, tool, in_folder)) = self.staged_dir(&inner, parent) else {
@@ -915,6 +995,9 @@ impl Drive {
             .open(self.inbox.join(&rel))
             .map_err(|e| FsError::io(e, "create"))?;
         let _ = file.set_permissions(std::fs::Permissions::from_mode(mode & 0o777));
+        // The staged file belongs to whoever wrote it: local files its JSON names are read
+        // only if that user may read them.
+        let _ = std::os::unix::fs::fchown(&file, Some(owner.0), Some(owner.1));
         let ino = Self::ino_of(&mut inner, Node::Staged(rel.clone()));
         inner.moved.remove(&ino);
         inner.staged.entry(rel.clone()).or_default().writers += 1;
@@ -954,12 +1037,14 @@ impl Drive {
         }
     }
 
-    pub fn mkdir(&self, parent: u64, name: &str, mode: u32) -> FsResult<Attr> {
+    pub fn mkdir(&self, parent: u64, name: &str, mode: u32, owner: (u32, u32)) -> FsResult<Attr> {
         let mut inner = self.lock();
         match self.staged_dir(&inner, parent) {
             Some((dir, _, false)) => {
                 let rel = dir.join(name);
                 std::fs::create_dir(self.inbox.join(&rel)).map_err(|e| FsError::io(e, "mkdir"))?;
+                let _ =
+                    std::os::unix::fs::chown(self.inbox.join(&rel), Some(owner.0), Some(owner.1));
                 let _ = std::fs::set_permissions(
                     self.inbox.join(&rel),
                     std::fs::Permissions::from_mode(mode & 0o777),
@@ -1139,7 +1224,16 @@ impl Drive {
         )))
     }
 
-    pub fn rename(&self, parent: u64, name: &str, new_parent: u64, new_name: &str) -> FsResult<()> {
+    /// Renames within `jobs/` (a local rename) or within `inbox/` (where a hidden temp name
+    /// becoming visible completes the file). `noreplace`: fail if the target exists.
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &str,
+        new_parent: u64,
+        new_name: &str,
+        noreplace: bool,
+    ) -> FsResult<()> {
         let mut inner = self.lock();
         if parent == JOBS && new_parent == JOBS {
             let id = Self::job_by_name(&inner, name).ok_or(FsError::quiet(libc::ENOENT))?;
@@ -1152,14 +1246,27 @@ impl Drive {
                     format!("jobs/{new_name} exists"),
                 ));
             }
-            if new_name.contains('/') || new_name.is_empty() {
+            if new_name.is_empty() || new_name.starts_with('.') {
                 return Err(FsError::refuse(
                     libc::EINVAL,
                     format!("bad job name {new_name:?}"),
                 ));
             }
+            // Checked and renamed under one lock, so no new job can take the name meanwhile.
+            let job = inner.jobs.get_mut(&id).expect("found above");
+            job.name = new_name.to_string();
+            if let Err(e) = self.store().save(job) {
+                job.name = name.to_string();
+                return Err(FsError::refuse(
+                    libc::EIO,
+                    format!("rename jobs/{name}: {e}"),
+                ));
+            }
             drop(inner);
-            self.update(id, |j| j.name = new_name.to_string());
+            self.invalidate(Inval::Entry {
+                parent: JOBS,
+                name: name.to_string(),
+            });
             log::info!("job {name}: renamed to {new_name}");
             return Ok(());
         }
@@ -1172,6 +1279,9 @@ impl Drive {
             ));
         };
         let (src, dst) = (from_dir.join(name), to_dir.join(new_name));
+        if noreplace && self.inbox.join(&dst).symlink_metadata().is_ok() {
+            return Err(FsError::quiet(libc::EEXIST));
+        }
         let is_dir = self.inbox.join(&src).is_dir();
         if !is_dir {
             Self::check_name(tool, &to_dir, new_name, in_folder)?;
@@ -1189,15 +1299,31 @@ impl Drive {
             .collect();
         for (node, ino) in moves {
             let Node::Staged(p) = &node else { continue };
-            let new_path = dst.join(p.strip_prefix(&src).expect("filtered"));
+            let new_path = rebase(p, &src, &dst);
             inner.inos.remove(&node);
             if let Some(old) = inner.inos.insert(Node::Staged(new_path.clone()), ino) {
                 inner.nodes.remove(&old);
             }
             inner.nodes.insert(ino, Node::Staged(new_path));
         }
-        if let Some(meta) = inner.staged.remove(&src) {
-            inner.staged.insert(dst.clone(), meta);
+        // Open files follow too: their writers and handles now live at the new name, so the
+        // last close submits it there (GIO and editors rename before closing).
+        let open: Vec<PathBuf> = inner
+            .staged
+            .keys()
+            .filter(|p| p.starts_with(&src))
+            .cloned()
+            .collect();
+        for p in open {
+            let meta = inner.staged.remove(&p).expect("listed");
+            inner.staged.insert(rebase(&p, &src, &dst), meta);
+        }
+        for h in inner.handles.values_mut() {
+            if let Handle::Staged { rel, .. } = h
+                && rel.starts_with(&src)
+            {
+                *rel = rebase(rel, &src, &dst);
+            }
         }
         if is_dir {
             inner.folders.remove(&src);
@@ -1221,7 +1347,10 @@ impl Drive {
         tool: &'static Tool,
         name: &str,
         source: &str,
+        path: &Path,
     ) -> Result<Job, String> {
+        use std::os::unix::fs::MetadataExt;
+        let owner = std::fs::metadata(path).ok().map(|m| (m.uid(), m.gid()));
         let job_name = job_name(name, |n| inner.jobs.values().any(|j| j.name == n));
         let mut job = Job {
             id: 0,
@@ -1237,6 +1366,7 @@ impl Drive {
             error: None,
             outputs: vec![],
             plan: None,
+            owner,
             created: SystemTime::now(),
             updated: SystemTime::now(),
         };
@@ -1271,7 +1401,7 @@ impl Drive {
             Some(FileRole::Media(_)) => "file",
             None => return,
         };
-        let mut job = match self.new_job(inner, tool, &name, source) {
+        let mut job = match self.new_job(inner, tool, &name, source, &path) {
             Ok(j) => j,
             Err(e) => {
                 log::error!("inbox/{}: cannot record the job: {e}", rel.display());
@@ -1390,7 +1520,7 @@ impl Drive {
                 continue;
             }
             inner.folders.remove(&rel);
-            let mut job = match self.new_job(&mut inner, tool, &folder_name, "folder") {
+            let mut job = match self.new_job(&mut inner, tool, &folder_name, "folder", &path) {
                 Ok(j) => j,
                 Err(e) => {
                     log::error!("inbox/{}: cannot record the job: {e}", rel.display());
@@ -1433,6 +1563,81 @@ impl Drive {
             }
             self.adopt(&mut inner, job, &rel, None);
         }
+    }
+}
+
+/// Mends what a crash in the middle of a submission or a deletion can leave: a job recorded
+/// before its input was moved in (its inputs are found again in its folder, or it fails saying
+/// where the file is), and job folders whose job was deleted.
+fn recover(state_dir: &Path, store: &Store, jobs: &mut [Job]) {
+    for job in jobs
+        .iter_mut()
+        .filter(|j| j.stage == Stage::Staged && j.inputs.is_empty())
+    {
+        let dir = state_dir
+            .join("jobs")
+            .join(job.id.to_string())
+            .join("input");
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        if files.is_empty() {
+            job.fail(
+                Stage::Failed,
+                "input_lost",
+                "mhfs stopped while taking this file; it is still in the inbox (or gone if it was \
+                 being written): copy it in again",
+            );
+        } else {
+            let folder = job.source == "folder";
+            job.inputs = files
+                .into_iter()
+                .map(|path| {
+                    let file = path
+                        .file_name()
+                        .unwrap_or_default()
+                        .to_string_lossy()
+                        .to_string();
+                    let name = if folder {
+                        format!("{}/{file}", job.name)
+                    } else {
+                        file
+                    };
+                    InputFile {
+                        name,
+                        path,
+                        remote: None,
+                    }
+                })
+                .collect();
+        }
+        if let Err(e) = store.save(job) {
+            log::error!("job {}: {e}", job.name);
+        }
+    }
+    let known: std::collections::HashSet<String> = jobs.iter().map(|j| j.id.to_string()).collect();
+    for entry in std::fs::read_dir(state_dir.join("jobs"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !known.contains(&name) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// `p` under `src`, moved under `dst` (`src` itself becomes `dst`, without a trailing slash).
+fn rebase(p: &Path, src: &Path, dst: &Path) -> PathBuf {
+    match p.strip_prefix(src) {
+        Ok(rest) if !rest.as_os_str().is_empty() => dst.join(rest),
+        _ => dst.to_path_buf(),
     }
 }
 

@@ -124,14 +124,19 @@ impl Filesystem for Fuse {
 
     fn mkdir(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         n: &OsStr,
         mode: u32,
         umask: u32,
         reply: ReplyEntry,
     ) {
-        match name(n).and_then(|n| self.drive.mkdir(parent.0, n, mode & !umask).map_err(errno)) {
+        let owner = (req.uid(), req.gid());
+        match name(n).and_then(|n| {
+            self.drive
+                .mkdir(parent.0, n, mode & !umask, owner)
+                .map_err(errno)
+        }) {
             Ok(a) => reply.entry(&a.ttl, &attr(&a), Generation(0)),
             Err(e) => reply.error(e),
         }
@@ -172,13 +177,18 @@ impl Filesystem for Fuse {
         n: &OsStr,
         newparent: INodeNo,
         newname: &OsStr,
-        _flags: RenameFlags,
+        flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        if !(flags - RenameFlags::RENAME_NOREPLACE).is_empty() {
+            log::warn!("rename {n:?}: flags {flags} are not supported");
+            return reply.error(Errno::EINVAL);
+        }
+        let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         let result = name(n).and_then(|n| {
             let newname = name(newname)?;
             self.drive
-                .rename(parent.0, n, newparent.0, newname)
+                .rename(parent.0, n, newparent.0, newname, noreplace)
                 .map_err(errno)
         });
         match result {
@@ -304,7 +314,7 @@ impl Filesystem for Fuse {
 
     fn create(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         n: &OsStr,
         mode: u32,
@@ -315,7 +325,7 @@ impl Filesystem for Fuse {
         let truncate = flags & libc::O_TRUNC != 0;
         match name(n).and_then(|n| {
             self.drive
-                .create(parent.0, n, mode & !umask, truncate)
+                .create(parent.0, n, mode & !umask, truncate, (req.uid(), req.gid()))
                 .map_err(errno)
         }) {
             Ok((a, o)) => reply.created(
@@ -327,6 +337,26 @@ impl Filesystem for Fuse {
             ),
             Err(e) => reply.error(e),
         }
+    }
+
+    // Permissions are decided by each operation (EACCES/EPERM with a log line), not up front.
+    fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
+    // No ioctls: "not a terminal" is what isatty() and friends expect to hear.
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        reply.error(Errno::ENOTTY);
     }
 
     // No extended attributes: ENOSYS once, and the kernel stops asking (ls -l, rsync, cp -a).

@@ -69,6 +69,9 @@ pub fn mount(opts: MountOptions) -> Result<Mounted, String> {
         }),
     });
 
+    // Resume before the mount answers: a create found in flight from the last run is marked
+    // unknown before any new job can exist.
+    engine.resume();
     let mut options = vec![
         fuser::MountOption::FSName("mhfs".into()),
         fuser::MountOption::Subtype("mhfs".into()),
@@ -92,7 +95,6 @@ pub fn mount(opts: MountOptions) -> Result<Mounted, String> {
     )
     .map_err(|e| format!("cannot mount {}: {e}", opts.mountpoint.display()))?;
     let invalidator = fuse::spawn_invalidator(session.notifier(), rx);
-    engine.resume();
     let ticking = drive.clone();
     let ticker = runtime.spawn(async move {
         let mut every = tokio::time::interval(Duration::from_millis(250));
