@@ -95,11 +95,14 @@ pub struct DirEntry {
     pub name: String,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Opened {
     pub fh: u64,
     /// Content that changes (status, job.json): no page cache, reads see the snapshot.
     pub direct_io: bool,
+    /// An immutable local file (a downloaded output, a kept input): the kernel may read it
+    /// directly (FUSE passthrough) instead of asking for each block.
+    pub backing: Option<Arc<File>>,
 }
 
 /// What the kernel should forget, sent by the engine side (never from inside a handler).
@@ -790,6 +793,7 @@ impl Drive {
             return Ok(Opened {
                 fh,
                 direct_io: false,
+                backing: None,
             });
         }
         let mut inner = self.lock();
@@ -820,6 +824,7 @@ impl Drive {
                 Ok(Opened {
                     fh,
                     direct_io: false,
+                    backing: None,
                 })
             }
             Some(Node::JobFile(id, part)) => {
@@ -836,16 +841,18 @@ impl Drive {
                     return Ok(Opened {
                         fh,
                         direct_io: true,
+                        backing: None,
                     });
                 }
                 let path = self
                     .job_local_file(&job, &part)
                     .ok_or(FsError::quiet(libc::ENOENT))?;
-                let file = File::open(&path).map_err(|e| FsError::io(e, "open"))?;
-                let fh = Self::new_handle(&mut inner, Handle::Local(Arc::new(file)));
+                let file = Arc::new(File::open(&path).map_err(|e| FsError::io(e, "open"))?);
+                let fh = Self::new_handle(&mut inner, Handle::Local(file.clone()));
                 Ok(Opened {
                     fh,
                     direct_io: false,
+                    backing: Some(file),
                 })
             }
             _ if inner.moved.contains_key(&ino) => Err(FsError::quiet(libc::ENOENT)),
@@ -1017,6 +1024,7 @@ impl Drive {
             Opened {
                 fh,
                 direct_io: false,
+                backing: None,
             },
         ))
     }

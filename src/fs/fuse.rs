@@ -1,14 +1,16 @@
 //! The thin fuser adapter: arguments in, a core call, the reply out. No logic lives here.
 
+use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::sync::Arc;
+use std::fs::File;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, InitFlags,
-    KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
-    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite, ReplyXattr, Request,
-    TimeOrNow, WriteFlags,
+    BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyWrite,
+    ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use super::core::{Attr, Drive, FsError, Kind, Rmdir};
@@ -16,11 +18,57 @@ use super::core::{Attr, Drive, FsError, Kind, Rmdir};
 pub struct Fuse {
     drive: Arc<Drive>,
     runtime: tokio::runtime::Handle,
+    /// Whether the kernel granted FUSE passthrough (root, Linux 6.9+).
+    passthrough: bool,
+    /// Passthrough backing ids: one per inode while any handle is open (the kernel requires
+    /// the same id for every open of an inode), held by each open handle.
+    backing: Mutex<Backing>,
+}
+
+#[derive(Default)]
+struct Backing {
+    by_handle: HashMap<u64, Arc<BackingId>>,
+    by_inode: HashMap<u64, Weak<BackingId>>,
 }
 
 impl Fuse {
     pub fn new(drive: Arc<Drive>, runtime: tokio::runtime::Handle) -> Fuse {
-        Fuse { drive, runtime }
+        Fuse {
+            drive,
+            runtime,
+            passthrough: false,
+            backing: Mutex::new(Backing::default()),
+        }
+    }
+
+    /// Registers (or reuses) the backing file of an immutable file, for passthrough reads.
+    fn backing_id(
+        &self,
+        ino: u64,
+        fh: u64,
+        file: &File,
+        reply: &ReplyOpen,
+    ) -> Option<Arc<BackingId>> {
+        if !self.passthrough {
+            return None;
+        }
+        let mut b = self.backing.lock().unwrap_or_else(|p| p.into_inner());
+        let id = match b.by_inode.get(&ino).and_then(Weak::upgrade) {
+            Some(id) => id,
+            None => match reply.open_backing(file) {
+                Ok(id) => {
+                    let id = Arc::new(id);
+                    b.by_inode.insert(ino, Arc::downgrade(&id));
+                    id
+                }
+                Err(e) => {
+                    log::debug!("passthrough unavailable for inode {ino}: {e}");
+                    return None;
+                }
+            },
+        };
+        b.by_handle.insert(fh, id.clone());
+        Some(id)
     }
 }
 
@@ -78,6 +126,9 @@ impl Filesystem for Fuse {
         let _ = config
             .add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC | InitFlags::FUSE_AUTO_INVAL_DATA);
         let _ = config.set_max_background(64);
+        // Outputs are immutable local files: with passthrough the kernel reads them directly.
+        self.passthrough = config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+            && config.set_max_stack_depth(2).is_ok();
         Ok(())
     }
 
@@ -201,7 +252,18 @@ impl Filesystem for Fuse {
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         let truncate = flags.0 & libc::O_TRUNC != 0;
         match self.drive.open(ino.0, write, truncate) {
-            Ok(o) => reply.opened(FileHandle(o.fh), open_flags(o.direct_io)),
+            Ok(o) => {
+                let id = o
+                    .backing
+                    .as_ref()
+                    .and_then(|f| self.backing_id(ino.0, o.fh, f, &reply));
+                match id {
+                    Some(id) => {
+                        reply.opened_passthrough(FileHandle(o.fh), open_flags(o.direct_io), &id)
+                    }
+                    None => reply.opened(FileHandle(o.fh), open_flags(o.direct_io)),
+                }
+            }
             Err(e) => reply.error(errno(e)),
         }
     }
@@ -278,6 +340,11 @@ impl Filesystem for Fuse {
         reply: ReplyEmpty,
     ) {
         self.drive.release(fh.0);
+        let mut backing = self.backing.lock().unwrap_or_else(|p| p.into_inner());
+        if backing.by_handle.remove(&fh.0).is_some() {
+            backing.by_inode.retain(|_, id| id.strong_count() > 0);
+        }
+        drop(backing);
         reply.ok();
     }
 
