@@ -330,3 +330,28 @@ fn a_second_mount_of_the_same_state_directory_is_refused() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("in use by another mhfs mount"), "{err}");
 }
+
+/// A project made elsewhere (web app, SDK) is adopted by looking up its id under jobs/: the
+/// lookup itself answers at once (no API call on it), and the job appears once found.
+#[test]
+fn looking_up_a_project_id_adopts_a_job_made_elsewhere() {
+    let Some(d) = TestDrive::start() else { return };
+    let client =
+        mhfs::api::Client::new(&d.mock.url(), mhfs::api::ApiKey::new("elsewhere")).unwrap();
+    let body = serde_json::json!({"style": {"prompt": "made in the web app", "voice_name": "Morgan Freeman"}});
+    let id =
+        d.rt.block_on(client.create("ai-voice-generator", &body))
+            .unwrap()
+            .id;
+    let err = d.fails(&format!("ls jobs/{id}"));
+    assert!(err.contains("No such file"), "{err}");
+    d.wait_status(&id, &["complete"]);
+    mhfs::mock::media::check_wav(&std::fs::read(d.path(&format!("jobs/{id}/output.wav"))).unwrap())
+        .unwrap();
+    assert_eq!(d.count("create"), 1, "adopting creates nothing");
+    // Ids that do not exist are probed once, then stay absent.
+    d.fails("ls jobs/cnotaprojectidatall00000000");
+    std::thread::sleep(Duration::from_millis(300));
+    d.fails("ls jobs/cnotaprojectidatall00000000");
+    assert!(d.count("get") >= 1);
+}

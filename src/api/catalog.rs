@@ -192,6 +192,13 @@ impl Tool {
     }
 }
 
+/// The tool that makes projects of this kind and `type` (for adopting projects made elsewhere).
+pub fn tool_of_type(kind: ProjectKind, project_type: &str) -> Option<&'static Tool> {
+    TOOLS
+        .iter()
+        .find(|t| t.kind == kind && t.project_type == project_type)
+}
+
 pub fn tool(slug: &str) -> Option<&'static Tool> {
     TOOLS.iter().find(|t| t.slug == slug)
 }

@@ -78,6 +78,8 @@ pub struct Engine {
     cfg: EngineConfig,
     limiter: Limiter,
     tasks: Mutex<HashMap<JobId, tokio::task::JoinHandle<()>>>,
+    /// Project ids looked up under jobs/ recently, so each is probed once a minute at most.
+    probed: Mutex<HashMap<String, Instant>>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -92,6 +94,7 @@ impl Engine {
             limiter: Limiter::new(&cfg),
             cfg,
             tasks: Mutex::new(HashMap::new()),
+            probed: Mutex::new(HashMap::new()),
             runtime: tokio::runtime::Handle::current(),
         })
     }
@@ -199,6 +202,58 @@ impl Engine {
         self.drive.remove_job(id);
         self.drive.end_delete(id);
         Ok(())
+    }
+
+    /// Looks for a project made elsewhere by its id, in the background: image, video, then
+    /// audio projects. Found, it becomes a job named after the id.
+    pub fn adopt(self: &Arc<Self>, project_id: String) {
+        {
+            let mut probed = self.probed.lock().unwrap_or_else(|p| p.into_inner());
+            if probed
+                .get(&project_id)
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(60))
+            {
+                return;
+            }
+            probed.retain(|_, t| t.elapsed() < Duration::from_secs(60));
+            probed.insert(project_id.clone(), Instant::now());
+        }
+        let me = self.clone();
+        self.runtime.spawn(async move {
+            for kind in [ProjectKind::Image, ProjectKind::Video, ProjectKind::Audio] {
+                let found = retry(me.cfg.backoff, || async {
+                    let _permit = me.limiter.acquire().await;
+                    me.client.project(kind, &project_id).await
+                })
+                .await;
+                match found {
+                    Ok((project, _)) => {
+                        let project_type = match &project {
+                            crate::api::types::Project::Image(p) => p.project_type.clone(),
+                            crate::api::types::Project::Video(p) => p.project_type.clone(),
+                            crate::api::types::Project::Audio(p) => p.project_type.clone(),
+                            crate::api::types::Project::Faces(_) => String::new(),
+                        };
+                        match crate::api::catalog::tool_of_type(kind, &project_type) {
+                            Some(tool) => {
+                                me.drive.adopt_project(tool, &project_id);
+                            }
+                            None => log::warn!(
+                                "jobs/{project_id}: a {} project of type {project_type}, which mhfs does not know",
+                                kind.as_str()
+                            ),
+                        }
+                        return;
+                    }
+                    Err(ApiError::Refused { status: 404, .. }) => continue,
+                    Err(e) => {
+                        log::warn!("jobs/{project_id}: cannot look it up: {e}");
+                        return;
+                    }
+                }
+            }
+            log::info!("jobs/{project_id}: no such project on Magic Hour");
+        });
     }
 
     async fn run(self: &Arc<Self>, id: JobId) {

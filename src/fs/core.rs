@@ -121,6 +121,18 @@ pub struct Hooks {
     /// Delete the job on Magic Hour, then locally.
     pub delete: Box<dyn Fn(JobId) -> BoxFuture<Result<(), ApiError>> + Send + Sync>,
     pub invalidate: Box<dyn Fn(Inval) + Send + Sync>,
+    /// Look for a project made elsewhere (web app, SDK) with this id, in the background.
+    pub adopt: Box<dyn Fn(String) + Send + Sync>,
+}
+
+/// Whether a name could be a Magic Hour project id (a cuid): what `jobs/<id>` adopts.
+pub fn looks_like_project_id(name: &str) -> bool {
+    name.len() >= 20
+        && name.len() <= 40
+        && name.starts_with('c')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
 }
 
 /// `rmdir` of a job waits for the API; everything else answers at once.
@@ -642,7 +654,20 @@ impl Drive {
         }
         let mut inner = self.lock();
         if parent == JOBS {
-            let id = Self::job_by_name(&inner, name).ok_or(FsError::quiet(libc::ENOENT))?;
+            let Some(id) = Self::job_by_name(&inner, name) else {
+                // A project id of a job made elsewhere: adopt it in the background (never a
+                // network call here); it appears in jobs/ once found.
+                if looks_like_project_id(name)
+                    && !inner
+                        .jobs
+                        .values()
+                        .any(|j| j.project_id.as_deref() == Some(name))
+                    && let Some(h) = self.hooks.get()
+                {
+                    (h.adopt)(name.to_string());
+                }
+                return Err(FsError::quiet(libc::ENOENT));
+            };
             let ino = Self::ino_of(&mut inner, Node::Job(id));
             drop(inner);
             return self.getattr(ino);
@@ -1349,6 +1374,50 @@ impl Drive {
 
     // ---- submission ----
 
+    /// Records a project found on Magic Hour as a job named after its id, and starts polling it.
+    pub fn adopt_project(&self, tool: &'static Tool, project_id: &str) -> Option<JobId> {
+        let mut inner = self.lock();
+        if inner
+            .jobs
+            .values()
+            .any(|j| j.project_id.as_deref() == Some(project_id))
+        {
+            return None;
+        }
+        let mut job = Job {
+            id: 0,
+            name: job_name(project_id, |n| inner.jobs.values().any(|j| j.name == n)),
+            tool: tool.slug.to_string(),
+            stage: Stage::Created,
+            status: JobStatus::Queued,
+            project_id: Some(project_id.to_string()),
+            source: "adopted".into(),
+            inputs: vec![],
+            request: None,
+            project: None,
+            error: None,
+            outputs: vec![],
+            plan: None,
+            owner: None,
+            created: SystemTime::now(),
+            updated: SystemTime::now(),
+        };
+        if let Err(e) = self.store().insert(&mut job) {
+            log::error!("adopting {project_id}: {e}");
+            return None;
+        }
+        let id = job.id;
+        log::info!(
+            "jobs/{}: adopted {} project {project_id}",
+            job.name,
+            tool.slug
+        );
+        inner.jobs.insert(id, job);
+        drop(inner);
+        self.kick(id);
+        Some(id)
+    }
+
     fn new_job(
         &self,
         inner: &mut Inner,
@@ -1434,11 +1503,11 @@ impl Drive {
             path: kept.clone(),
             remote: None,
         });
-        self.adopt(inner, job, rel, Some(kept));
+        self.take_in(inner, job, rel, Some(kept));
     }
 
     /// Records a new job in memory, forgets its inbox entry, and starts it.
-    fn adopt(&self, inner: &mut Inner, job: Job, rel: &Path, kept: Option<PathBuf>) {
+    fn take_in(&self, inner: &mut Inner, job: Job, rel: &Path, kept: Option<PathBuf>) {
         if let Err(e) = self
             .store
             .lock()
@@ -1569,7 +1638,7 @@ impl Drive {
                     inner.nodes.remove(&ino);
                 }
             }
-            self.adopt(&mut inner, job, &rel, None);
+            self.take_in(&mut inner, job, &rel, None);
         }
     }
 }

@@ -54,7 +54,7 @@ pub fn mount(opts: MountOptions) -> Result<Mounted, String> {
     let stopping = Arc::new(AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
-    let (kick, delete) = (engine.clone(), engine.clone());
+    let (kick, delete, adopt) = (engine.clone(), engine.clone(), engine.clone());
     let quiet = stopping.clone();
     drive.set_hooks(Hooks {
         kick: Box::new(move |id| kick.kick(id)),
@@ -62,6 +62,7 @@ pub fn mount(opts: MountOptions) -> Result<Mounted, String> {
             let engine = delete.clone();
             Box::pin(async move { engine.delete(id).await })
         }),
+        adopt: Box::new(move |project_id| adopt.adopt(project_id)),
         invalidate: Box::new(move |inval| {
             if !quiet.load(Ordering::Relaxed) {
                 let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send(inval);

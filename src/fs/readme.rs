@@ -114,6 +114,8 @@ Jobs: jobs/<name>/
   error         why it failed ("<code>: <message>"); the dropped input is kept beside it
   output.<ext>  the outputs (output-1.<ext> ... when several), once downloaded
 rm -r jobs/<name> deletes the project on Magic Hour; mv jobs/a jobs/b renames locally.
+A project made elsewhere (web app, SDK) is adopted by looking up its id: ls jobs/<project-id>
+says "No such file" at first; a moment later the job is there.
 
 Tools
 -----
