@@ -510,3 +510,39 @@ async fn unknown_routes_are_json_404() {
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body, json!({"code": "not_found", "message": "Not Found"}));
 }
+
+/// With a data directory (the embedded mock of `mhfs mount` has one), a restarted mock still
+/// knows its projects, uploads and balance.
+#[tokio::test]
+async fn a_mock_with_a_data_dir_remembers_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = MockConfig {
+        render_time: Duration::from_millis(300),
+        data_dir: Some(dir.path().to_path_buf()),
+        ..MockConfig::default()
+    };
+    let server = MockServer::start_local(config.clone()).await.unwrap();
+    let c = client(&server);
+    let file = common::sample(dir.path(), "in", Media::Image);
+    let path = c.upload_file(&file, Media::Image).await.unwrap();
+    let id = c
+        .create(
+            "photo-colorizer",
+            &json!({"assets": {"image_file_path": path}}),
+        )
+        .await
+        .unwrap()
+        .id;
+    let credits = c.account().await.unwrap().credits;
+    server.stop().await;
+
+    let server = MockServer::start_local(config).await.unwrap();
+    let c = client(&server);
+    assert_eq!(c.account().await.unwrap().credits, credits);
+    let p = poll(&c, ProjectKind::Image, &id).await;
+    assert_eq!(p.status(), Status::Complete, "{p:?}");
+    let out = tempfile::tempdir().unwrap();
+    c.download(&p.download_urls()[0], &out.path().join("o.png"))
+        .await
+        .unwrap();
+}

@@ -147,6 +147,9 @@ async fn observe(Extract(state): Extract<Shared>, req: Request, next: Next) -> R
         }
     };
 
+    if op != "admin" && op != "download" {
+        state.persist();
+    }
     if op != "admin" {
         state.record(Record {
             method,

@@ -72,6 +72,31 @@ pub struct State {
     inner: Mutex<Inner>,
 }
 
+/// What a mock with a data directory keeps across restarts (the embedded mock of `mhfs mount`).
+#[derive(Serialize, serde::Deserialize)]
+struct Saved {
+    credits: i64,
+    projects: Vec<SavedProject>,
+    uploads: Vec<SavedUpload>,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct SavedProject {
+    id: String,
+    tool: String,
+    body: Value,
+    created: SystemTime,
+    credits: i64,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct SavedUpload {
+    file_path: String,
+    disk: PathBuf,
+    media: Media,
+    complete: bool,
+}
+
 /// Phase of a job by elapsed time.
 pub enum Phase {
     Queued,
@@ -90,7 +115,7 @@ impl State {
         };
         std::fs::create_dir_all(dir.join("uploads"))?;
         std::fs::create_dir_all(dir.join("outputs"))?;
-        let inner = Inner {
+        let mut inner = Inner {
             projects: HashMap::new(),
             uploads: HashMap::new(),
             credits: config.credits,
@@ -98,6 +123,9 @@ impl State {
             records: Vec::new(),
             counts: BTreeMap::new(),
         };
+        if config.data_dir.is_some() {
+            load(&dir, &mut inner);
+        }
         Ok(State {
             config,
             base_url,
@@ -224,8 +252,95 @@ impl State {
         hex(&mac.finalize().into_bytes())
     }
 
+    /// Saves projects, uploads and credits when the mock has a data directory, so a restarted
+    /// mock still knows them (outputs are rendered again at the next GET).
+    pub fn persist(&self) {
+        if self.config.data_dir.is_none() {
+            return;
+        }
+        let saved = {
+            let inner = self.lock();
+            Saved {
+                credits: inner.credits,
+                projects: inner
+                    .projects
+                    .values()
+                    .map(|p| SavedProject {
+                        id: p.id.clone(),
+                        tool: p.tool.slug.to_string(),
+                        body: p.body.clone(),
+                        created: p.created,
+                        credits: p.credits,
+                    })
+                    .collect(),
+                uploads: inner
+                    .uploads
+                    .iter()
+                    .map(|(k, u)| SavedUpload {
+                        file_path: k.clone(),
+                        disk: u.disk.clone(),
+                        media: u.media,
+                        complete: u.complete,
+                    })
+                    .collect(),
+            }
+        };
+        let tmp = self.dir.join("state.json.tmp");
+        let result = serde_json::to_vec(&saved)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, self.dir.join("state.json")));
+        if let Err(e) = result {
+            log::warn!("mock: cannot save its state: {e}");
+        }
+    }
+
     pub fn upload_disk_path(&self, name: &str) -> PathBuf {
         self.dir.join("uploads").join(name)
+    }
+}
+
+fn load(dir: &Path, inner: &mut Inner) {
+    let Ok(bytes) = std::fs::read(dir.join("state.json")) else {
+        return;
+    };
+    let saved: Saved = match serde_json::from_slice(&bytes) {
+        Ok(s) => s,
+        Err(e) => {
+            log::warn!("mock: ignoring its saved state: {e}");
+            return;
+        }
+    };
+    inner.credits = saved.credits;
+    for p in saved.projects {
+        let Some(tool) = crate::api::catalog::tool(&p.tool) else {
+            continue;
+        };
+        // The clock goes on from when it was created.
+        let age = p.created.elapsed().unwrap_or_default();
+        let started = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        inner.projects.insert(
+            p.id.clone(),
+            Project {
+                id: p.id,
+                tool,
+                body: p.body,
+                created: p.created,
+                started,
+                credits: p.credits,
+                outcome: Default::default(),
+            },
+        );
+    }
+    for u in saved.uploads {
+        inner.uploads.insert(
+            u.file_path,
+            Upload {
+                disk: u.disk,
+                media: u.media,
+                complete: u.complete,
+            },
+        );
     }
 }
 
