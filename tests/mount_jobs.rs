@@ -355,3 +355,45 @@ fn looking_up_a_project_id_adopts_a_job_made_elsewhere() {
     d.fails("ls jobs/cnotaprojectidatall00000000");
     assert!(d.count("get") >= 1);
 }
+
+/// Ctrl-C (SIGINT), SIGTERM and `umount MOUNTPOINT` all unmount cleanly: mhfs exits 0, the
+/// folder is an empty local folder again, and the jobs are back at the next mount.
+#[test]
+fn ctrl_c_sigterm_and_umount_unmount_cleanly() {
+    let Some(mut d) = TestDrive::start() else {
+        return;
+    };
+    d.ok("echo 'kept' > inbox/ai-image-generator/kept.txt");
+    d.wait_status("kept", &["complete"]);
+    let mnt = d.mnt();
+    let umount = |mnt: std::path::PathBuf| {
+        move || {
+            let ok = std::process::Command::new("umount")
+                .arg(&mnt)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+    };
+    d.stop_with(umount(mnt.clone()));
+    assert!(
+        std::fs::read_dir(&mnt).unwrap().next().is_none(),
+        "unmounted"
+    );
+    d.mount();
+    let pid = d.pid() as i32;
+    d.stop_with(|| unsafe {
+        libc::kill(pid, libc::SIGINT);
+    });
+    assert!(
+        std::fs::read_dir(&mnt).unwrap().next().is_none(),
+        "unmounted"
+    );
+    d.mount();
+    assert_eq!(d.jobs(), ["kept"]);
+    d.unmount();
+    assert!(
+        std::fs::read_dir(&mnt).unwrap().next().is_none(),
+        "unmounted"
+    );
+}

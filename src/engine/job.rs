@@ -374,6 +374,17 @@ mod tests {
     }
 
     #[test]
+    fn canceled_in_the_web_app_is_canceled_here() {
+        let mut j = job();
+        assert_eq!(
+            apply_poll(&mut j, &project(Status::Canceled, &[], None), &json!({})),
+            Next::Stop
+        );
+        assert_eq!(j.status_text(), "canceled\n");
+        assert_eq!(j.stage, Stage::Done);
+    }
+
+    #[test]
     fn output_names_take_the_url_extension() {
         assert_eq!(
             output_name(ProjectKind::Video, "https://v/id/output.mp4?x=1", None),

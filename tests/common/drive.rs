@@ -124,8 +124,16 @@ impl TestDrive {
 
     /// Unmounts the way a user does (SIGTERM) and checks the process ends cleanly.
     pub fn unmount(&mut self) {
+        let pid = self.pid() as i32;
+        self.stop_with(|| unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        });
+    }
+
+    /// Stops the mount with `how` (a signal, `umount`, ...) and checks mhfs exits cleanly.
+    pub fn stop_with(&mut self, how: impl FnOnce()) {
+        how();
         let mut child = self.child.take().expect("mounted");
-        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         let status = wait_timeout(&mut child, Duration::from_secs(15));
         assert!(
             status.is_some_and(|s| s.success()),
