@@ -121,6 +121,29 @@ pub struct Job {
 }
 
 impl Job {
+    /// A new job of `tool`, staged: nothing sent yet. Its id comes from the store.
+    pub fn new(name: String, tool: &Tool, source: &str) -> Job {
+        let now = SystemTime::now();
+        Job {
+            id: 0,
+            name,
+            tool: tool.slug.to_string(),
+            stage: Stage::Staged,
+            status: JobStatus::Uploading,
+            project_id: None,
+            source: source.to_string(),
+            inputs: vec![],
+            request: None,
+            project: None,
+            error: None,
+            outputs: vec![],
+            plan: None,
+            owner: None,
+            created: now,
+            updated: now,
+        }
+    }
+
     pub fn tool(&self) -> &'static Tool {
         catalog::tool(&self.tool).expect("jobs are only made for catalogue tools")
     }
@@ -275,24 +298,16 @@ mod tests {
     use serde_json::json;
 
     fn job() -> Job {
-        Job {
-            id: 1,
-            name: "holiday".into(),
-            tool: "ai-image-generator".into(),
-            stage: Stage::Created,
-            status: JobStatus::Queued,
-            project_id: Some("cabc".into()),
-            source: "text".into(),
-            inputs: vec![],
-            request: None,
-            project: None,
-            error: None,
-            outputs: vec![],
-            plan: None,
-            owner: None,
-            created: SystemTime::UNIX_EPOCH,
-            updated: SystemTime::UNIX_EPOCH,
-        }
+        let mut j = Job::new(
+            "holiday".into(),
+            catalog::tool("ai-image-generator").unwrap(),
+            "text",
+        );
+        j.id = 1;
+        j.stage = Stage::Created;
+        j.status = JobStatus::Queued;
+        j.project_id = Some("cabc".into());
+        j
     }
 
     fn project(status: Status, urls: &[&str], error: Option<ProjectError>) -> Project {

@@ -103,34 +103,21 @@ mod tests {
     use super::*;
     use crate::engine::job::{InputFile, JobStatus, OutputFile, Stage};
     use serde_json::json;
-    use std::time::SystemTime;
 
     #[test]
     fn jobs_round_trip_through_the_store() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("jobs.db")).unwrap();
-        let mut job = Job {
-            id: 0,
-            name: "holiday".into(),
-            tool: "ai-image-upscaler".into(),
-            stage: Stage::Staged,
-            status: JobStatus::Uploading,
-            project_id: None,
-            source: "file".into(),
-            inputs: vec![InputFile {
-                name: "holiday.jpg".into(),
-                path: "/x/holiday.jpg".into(),
-                remote: None,
-            }],
-            request: None,
-            project: None,
-            error: None,
-            outputs: vec![],
-            plan: None,
-            owner: None,
-            created: SystemTime::now(),
-            updated: SystemTime::now(),
-        };
+        let mut job = Job::new(
+            "holiday".into(),
+            crate::api::catalog::tool("ai-image-upscaler").unwrap(),
+            "file",
+        );
+        job.inputs.push(InputFile {
+            name: "holiday.jpg".into(),
+            path: "/x/holiday.jpg".into(),
+            remote: None,
+        });
         store.insert(&mut job).unwrap();
         assert!(job.id > 0);
         job.stage = Stage::Created;

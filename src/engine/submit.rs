@@ -507,8 +507,6 @@ fn asset_pointers(tool: &Tool, body: &Value) -> Vec<(String, &'static [Media])> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::job::{JobStatus, Stage};
-    use std::time::SystemTime;
 
     fn job(tool: &str, source: &str, files: &[(&str, &[u8])], dir: &Path) -> Job {
         let inputs = files
@@ -523,24 +521,10 @@ mod tests {
                 }
             })
             .collect();
-        Job {
-            id: 1,
-            name: "j".into(),
-            tool: tool.into(),
-            stage: Stage::Staged,
-            status: JobStatus::Uploading,
-            project_id: None,
-            source: source.into(),
-            inputs,
-            request: None,
-            project: None,
-            error: None,
-            outputs: vec![],
-            plan: None,
-            owner: None,
-            created: SystemTime::now(),
-            updated: SystemTime::now(),
-        }
+        let mut job = Job::new("j".into(), crate::api::catalog::tool(tool).unwrap(), source);
+        job.id = 1;
+        job.inputs = inputs;
+        job
     }
 
     #[test]

@@ -246,6 +246,14 @@ fn tool_of_ino(ino: u64) -> Option<&'static Tool> {
         .and_then(|i| TOOLS.get(i as usize))
 }
 
+/// The tool of a path under the inbox (`<tool>/...`).
+fn tool_of_rel(rel: &Path) -> Option<&'static Tool> {
+    rel.components()
+        .next()
+        .and_then(|c| c.as_os_str().to_str())
+        .and_then(crate::api::catalog::tool)
+}
+
 fn tool_index(slug: &str) -> Option<usize> {
     TOOLS.iter().position(|t| t.slug == slug)
 }
@@ -1384,24 +1392,11 @@ impl Drive {
         {
             return None;
         }
-        let mut job = Job {
-            id: 0,
-            name: job_name(project_id, |n| inner.jobs.values().any(|j| j.name == n)),
-            tool: tool.slug.to_string(),
-            stage: Stage::Created,
-            status: JobStatus::Queued,
-            project_id: Some(project_id.to_string()),
-            source: "adopted".into(),
-            inputs: vec![],
-            request: None,
-            project: None,
-            error: None,
-            outputs: vec![],
-            plan: None,
-            owner: None,
-            created: SystemTime::now(),
-            updated: SystemTime::now(),
-        };
+        let name = job_name(project_id, |n| inner.jobs.values().any(|j| j.name == n));
+        let mut job = Job::new(name, tool, "adopted");
+        job.stage = Stage::Created;
+        job.status = JobStatus::Queued;
+        job.project_id = Some(project_id.to_string());
         if let Err(e) = self.store().insert(&mut job) {
             log::error!("adopting {project_id}: {e}");
             return None;
@@ -1429,24 +1424,8 @@ impl Drive {
         use std::os::unix::fs::MetadataExt;
         let owner = std::fs::metadata(path).ok().map(|m| (m.uid(), m.gid()));
         let job_name = job_name(name, |n| inner.jobs.values().any(|j| j.name == n));
-        let mut job = Job {
-            id: 0,
-            name: job_name,
-            tool: tool.slug.to_string(),
-            stage: Stage::Staged,
-            status: JobStatus::Uploading,
-            project_id: None,
-            source: source.to_string(),
-            inputs: vec![],
-            request: None,
-            project: None,
-            error: None,
-            outputs: vec![],
-            plan: None,
-            owner,
-            created: SystemTime::now(),
-            updated: SystemTime::now(),
-        };
+        let mut job = Job::new(job_name, tool, source);
+        job.owner = owner;
         let store = self.store();
         store.insert(&mut job).map_err(|e| e.to_string())?;
         Ok(job)
@@ -1464,12 +1443,7 @@ impl Drive {
         if is_scratch(&name) || size == 0 {
             return;
         }
-        let Some(tool) = rel
-            .components()
-            .next()
-            .and_then(|c| c.as_os_str().to_str())
-            .and_then(crate::api::catalog::tool)
-        else {
+        let Some(tool) = tool_of_rel(rel) else {
             return;
         };
         let source = match role_of(tool, &name) {
@@ -1576,12 +1550,7 @@ impl Drive {
                 }
                 continue;
             }
-            let Some(tool) = rel
-                .components()
-                .next()
-                .and_then(|c| c.as_os_str().to_str())
-                .and_then(crate::api::catalog::tool)
-            else {
+            let Some(tool) = tool_of_rel(&rel) else {
                 continue;
             };
             let names: Vec<String> = std::fs::read_dir(&path)
