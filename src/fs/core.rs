@@ -1023,7 +1023,7 @@ impl Drive {
     ) -> FsResult<(Attr, Opened)> {
         let mut inner = self.lock();
         let Some((dir, tool, in_folder)) = self.staged_dir(&inner, parent) else {
-            return Err(self.refuse_write(parent, name));
+            return Err(self.refuse_write(&inner, parent, name));
         };
         Self::check_name(tool, &dir, name, in_folder)?;
         let rel = dir.join(name);
@@ -1063,18 +1063,21 @@ impl Drive {
     }
 
     /// The refusal for writing where the drive takes nothing.
-    fn refuse_write(&self, parent: u64, name: &str) -> FsError {
+    fn refuse_write(&self, inner: &Inner, parent: u64, name: &str) -> FsError {
+        let in_jobs = parent == JOBS || matches!(inner.nodes.get(&parent), Some(Node::Job(_)));
         match parent {
             ROOT | INBOX => FsError::refuse(
                 libc::EPERM,
                 format!("cannot create {name:?} here: only inbox/<tool>/ takes files"),
             ),
-            _ => FsError::refuse(
+            _ if in_jobs => FsError::refuse(
                 libc::EACCES,
                 format!(
                     "cannot create {name:?}: jobs/ is read-only (drop files into inbox/<tool>/)"
                 ),
             ),
+            // A folder that was just submitted (its inode is gone).
+            _ => FsError::quiet(libc::ENOENT),
         }
     }
 
