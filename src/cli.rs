@@ -26,6 +26,49 @@ pub enum Command {
     Mock(MockArgs),
     /// Print the tool catalogue as a Markdown table.
     Tools,
+    /// List the jobs of a state directory and their states (works while mounted).
+    Jobs(JobsArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct JobsArgs {
+    /// The state directory of the mount (default $XDG_STATE_HOME/mhfs).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// `mhfs jobs`: one line per job, for a terminal.
+pub fn run_jobs(args: JobsArgs) -> Result<(), String> {
+    let dir = args.state_dir.unwrap_or_else(default_state_dir);
+    let db = dir.join("jobs.db");
+    if !db.exists() {
+        return Err(format!("no jobs in {} (no jobs.db)", dir.display()));
+    }
+    let store = crate::engine::store::Store::open(&db).map_err(|e| e.to_string())?;
+    let jobs = store.all().map_err(|e| e.to_string())?;
+    println!(
+        "{:<24} {:<26} {:<12} {:<27} {:>7}  ERROR",
+        "NAME", "TOOL", "STATUS", "PROJECT", "OUTPUTS"
+    );
+    for j in jobs {
+        let done = j.outputs.iter().filter(|o| o.done && !o.removed).count();
+        let error = j
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .chars()
+            .take(60)
+            .collect::<String>();
+        println!(
+            "{:<24} {:<26} {:<12} {:<27} {:>7}  {error}",
+            j.name,
+            j.tool,
+            j.status.as_str(),
+            j.project_id.as_deref().unwrap_or("-"),
+            format!("{done}/{}", j.outputs.len()),
+        );
+    }
+    Ok(())
 }
 
 #[derive(Args, Debug)]

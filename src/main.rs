@@ -14,6 +14,7 @@ fn main() {
         match cli.command {
             Command::Mount(args) => mhfs::cli::run_mount(args).await,
             Command::Mock(args) => mhfs::cli::run_mock(args).await,
+            Command::Jobs(args) => mhfs::cli::run_jobs(args),
             Command::Tools => {
                 print!("{}", mhfs::fs::readme::tools_markdown());
                 Ok(())

@@ -170,6 +170,22 @@ fn unmount_and_mount_bring_every_job_back() {
     );
     assert_eq!(d.status("two").unwrap(), "complete");
     assert_eq!(d.count("create"), 2, "nothing submitted twice");
+    // `mhfs jobs` lists them from the state directory, while mounted.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mhfs"))
+        .args(["jobs", "--state-dir"])
+        .arg(d.state())
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{table}");
+    let one = table
+        .lines()
+        .find(|l| l.starts_with("one "))
+        .expect("a line for jobs/one");
+    assert!(
+        one.contains("photo-colorizer") && one.contains("complete") && one.contains("1/1"),
+        "{one}"
+    );
 }
 
 #[test]
