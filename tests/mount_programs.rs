@@ -54,6 +54,12 @@ fn cp_p_keeps_working_after_the_file_left_the_inbox() {
     d.ok(&format!("cp -p {} inbox/photo-colorizer/", photo.display()));
     d.wait_status("kept", &["complete"]);
     assert_eq!(d.count("create"), 1);
+    d.ok(&format!(
+        "cp -a {} inbox/photo-colorizer/all.png",
+        photo.display()
+    ));
+    d.wait_status("all", &["complete"]);
+    assert_eq!(d.count("create"), 2);
 }
 
 #[test]
@@ -85,6 +91,14 @@ fn rsync_temp_then_rename_submits_once() {
     d.wait_status("synced", &["complete"]);
     assert_eq!(d.jobs(), ["synced"]);
     assert_eq!(d.count("create"), 1);
+    // rsync -a also sets times and modes (on its temp file, before the rename).
+    let other = common::sample(&d.outside(), "archived", Media::Image);
+    d.ok(&format!(
+        "rsync -a {} inbox/ai-image-upscaler/",
+        other.display()
+    ));
+    d.wait_status("archived", &["complete"]);
+    assert_eq!(d.count("create"), 2);
 }
 
 #[test]
