@@ -106,6 +106,95 @@ pub struct MountArgs {
     /// Render time of the embedded mock, in seconds.
     #[arg(long, default_value_t = 6.0)]
     pub mock_render_time: f64,
+    /// Owner (uid) shown for every file of the mount (default: the user running mhfs).
+    #[arg(long)]
+    pub uid: Option<u32>,
+    /// Group (gid) shown for every file of the mount.
+    #[arg(long)]
+    pub gid: Option<u32>,
+    /// Write the log to this file instead of standard error.
+    #[arg(long)]
+    pub log_file: Option<PathBuf>,
+    /// Run in the background: return once mounted (log to --log-file, default
+    /// <state-dir>/mhfs.log); `umount MOUNTPOINT` stops it.
+    #[arg(long)]
+    pub daemon: bool,
+}
+
+/// `--daemon`: starts this same command in the foreground as a detached child (its own session,
+/// logging to a file), waits until the mount is up, and returns.
+pub fn daemonize(args: &MountArgs) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
+    std::fs::create_dir_all(&state_dir).map_err(|e| {
+        format!(
+            "cannot create the state directory {}: {e}",
+            state_dir.display()
+        )
+    })?;
+    let log = args
+        .log_file
+        .clone()
+        .unwrap_or_else(|| state_dir.join("mhfs.log"));
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find mhfs itself: {e}"))?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(std::env::args_os().skip(1).filter(|a| a != "--daemon"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if args.log_file.is_none() {
+        cmd.arg("--log-file").arg(&log);
+    }
+    // SAFETY: setsid in the child before exec touches no shared state.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start the daemon: {e}"))?;
+    let mountpoint = std::fs::canonicalize(&args.mountpoint)
+        .map_err(|e| format!("{}: {e}", args.mountpoint.display()))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            return Err(format!(
+                "the daemon exited ({status}); see {}",
+                log.display()
+            ));
+        }
+        if is_mounted(&mountpoint) {
+            eprintln!(
+                "mhfs: mounted on {} in the background (pid {}, log {}); `umount {}` stops it",
+                mountpoint.display(),
+                child.id(),
+                log.display(),
+                mountpoint.display()
+            );
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!(
+        "the mount did not come up in 30 s; see {}",
+        log.display()
+    ))
+}
+
+/// Whether a FUSE file system of ours is mounted on `path` (from /proc/self/mountinfo).
+fn is_mounted(path: &std::path::Path) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let target = path.to_string_lossy();
+    info.lines().any(|l| {
+        let fields: Vec<&str> = l.split(' ').collect();
+        // "... <mount point> <options> ... - <fs type> <source> ...": ours is source "mhfs".
+        let after = l.split(" - ").nth(1).unwrap_or("");
+        fields.get(4) == Some(&target.as_ref())
+            && after.starts_with("fuse")
+            && after.split(' ').nth(1) == Some("mhfs")
+    })
 }
 
 const REAL_API: &str = "https://api.magichour.ai";
@@ -196,6 +285,13 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
             ..EngineConfig::default()
         },
         settle: Duration::from_secs_f64(args.settle.max(0.0)),
+        owner: match (args.uid, args.gid) {
+            (None, None) => None,
+            (uid, gid) => {
+                let (u, g) = crate::fs::core::current_ids();
+                Some((uid.unwrap_or(u), gid.unwrap_or(g)))
+            }
+        },
     })?;
     eprintln!(
         "mhfs: mounted on {}; Ctrl-C or `umount {}` unmounts",

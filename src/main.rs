@@ -4,11 +4,39 @@ use mhfs::cli::{Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
-    let level = match &cli.command {
-        Command::Mount(m) if m.debug => "debug",
-        _ => "info",
-    };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    let mut logger = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(
+        match &cli.command {
+            Command::Mount(m) if m.debug => "debug",
+            _ => "info",
+        },
+    ));
+    if let Command::Mount(m) = &cli.command {
+        if m.daemon {
+            // Forks before any thread or runtime exists: the child runs in the foreground.
+            logger.init();
+            if let Err(e) = mhfs::cli::daemonize(m) {
+                log::error!("{e}");
+                std::process::exit(1);
+            }
+            return;
+        }
+        if let Some(path) = &m.log_file {
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+            {
+                Ok(f) => {
+                    logger.target(env_logger::Target::Pipe(Box::new(f)));
+                }
+                Err(e) => {
+                    eprintln!("mhfs: cannot open the log file {}: {e}", path.display());
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
+    logger.init();
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {

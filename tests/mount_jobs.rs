@@ -413,3 +413,57 @@ fn ctrl_c_sigterm_and_umount_unmount_cleanly() {
         "unmounted"
     );
 }
+
+/// `--daemon` returns once the mount answers; `umount` stops the background process.
+/// `--uid`/`--gid` set the owner shown for every file.
+#[test]
+fn daemon_mode_returns_once_mounted() {
+    let Some(d) = TestDrive::start() else { return };
+    let mnt = d.outside().join("mnt-daemon");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mhfs"))
+        .arg("mount")
+        .arg(&mnt)
+        .args([
+            "--daemon",
+            "--uid",
+            "4321",
+            "--gid",
+            "4322",
+            "--api-url",
+            &d.mock.url(),
+        ])
+        .arg("--state-dir")
+        .arg(d.outside().join("state-daemon"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{said}");
+    let pid: i32 = said
+        .split("(pid ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(mnt.join("README.txt")).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (4321, 4322));
+    assert!(
+        std::process::Command::new("umount")
+            .arg(&mnt)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not stop after umount"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -24,6 +24,8 @@ pub struct MountOptions {
     pub engine: EngineConfig,
     /// Quiet time before a complete inbox folder is submitted.
     pub settle: Duration,
+    /// Owner shown for every file (default: the user running mhfs).
+    pub owner: Option<(u32, u32)>,
 }
 
 /// A mounted drive. `unmount` (or dropping it) unmounts and stops the engine.
@@ -39,7 +41,7 @@ pub struct Mounted {
 
 /// Mounts the drive. Must be called within a tokio runtime, whose tasks run the engine.
 pub fn mount(opts: MountOptions) -> Result<Mounted, String> {
-    let (uid, gid) = core::current_ids();
+    let (uid, gid) = opts.owner.unwrap_or_else(core::current_ids);
     let drive = Drive::load(DriveConfig {
         state_dir: opts.state_dir.clone(),
         defaults: opts.engine.defaults.clone(),
