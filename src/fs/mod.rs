@@ -1,4 +1,4 @@
-//! The mounted drive: the FUSE-free core (`core.rs`), the thin fuser adapter (`fuse.rs`), and
+//! The mounted drive: the FUSE-free core (`core/`), the thin fuser adapter (`fuse.rs`), and
 //! `mount`, which wires them to the engine.
 
 pub mod core;
