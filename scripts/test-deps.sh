@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what the tests drive, where missing: fuse3 (fusermount3), rsync, vim (Debian
+# packages, as root), cargo-nextest (crates.io), and the official SDK's virtualenv (PyPI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+missing=()
+command -v fusermount3 >/dev/null || missing+=(fuse3)
+command -v rsync >/dev/null || missing+=(rsync)
+command -v vim >/dev/null || missing+=(vim)
+command -v bc >/dev/null || missing+=(bc)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+  else
+    echo "test-deps.sh: please install: ${missing[*]} (as root: apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
+scripts/sdk-venv.sh
