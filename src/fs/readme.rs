@@ -102,7 +102,7 @@ renamed from a hidden temp name) it leaves the inbox and jobs/<name>/ appears.
   - A folder inbox/<tool>/<name>/ holding files named by role (image.jpg, video.mp4,
     audio.mp3, person.png, ...; or unambiguous by type), an optional params.json (merged into
     the body) and an optional prompt.txt is submitted once every required input is there,
-    no file is open, and it has been quiet for 2 seconds.
+    no file is open, and it has been quiet for {settle} seconds.
 Never submitted: empty files, hidden names (.*), *~, *.swp, *.tmp, *.part, *.crdownload,
 4913. They stay in the inbox as scratch files until renamed or removed.
 
@@ -122,8 +122,8 @@ Tools
 "#;
 
 /// README.txt at the root of the mount.
-pub fn readme_txt(defaults: &Overrides) -> String {
-    let mut s = String::from(HELP);
+pub fn readme_txt(defaults: &Overrides, settle: std::time::Duration) -> String {
+    let mut s = HELP.replace("{settle}", &format!("{}", settle.as_secs_f64()));
     for t in TOOLS {
         let _ = writeln!(
             s,

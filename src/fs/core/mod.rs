@@ -300,7 +300,7 @@ impl Drive {
             deleting: Default::default(),
         };
         Ok(Arc::new(Drive {
-            readme: readme::readme_txt(&cfg.defaults).into_bytes(),
+            readme: readme::readme_txt(&cfg.defaults, cfg.settle).into_bytes(),
             cfg,
             inbox,
             store: Mutex::new(store),
