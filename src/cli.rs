@@ -121,6 +121,18 @@ pub struct MountArgs {
     pub daemon: bool,
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(
+            super::unescape_mountinfo("/home/a/Magic\\040Hour"),
+            "/home/a/Magic Hour"
+        );
+        assert_eq!(super::unescape_mountinfo("/plain"), "/plain");
+    }
+}
+
 /// `--daemon`: starts this same command in the foreground as a detached child (its own session,
 /// logging to a file), waits until the mount is up, and returns.
 pub fn daemonize(args: &MountArgs) -> Result<(), String> {
@@ -152,11 +164,14 @@ pub fn daemonize(args: &MountArgs) -> Result<(), String> {
             Ok(())
         });
     }
+    let mountpoint = std::fs::canonicalize(&args.mountpoint)
+        .map_err(|e| format!("{}: {e}", args.mountpoint.display()))?;
+    if is_mounted(&mountpoint) {
+        return Err(format!("{} is already an mhfs mount", mountpoint.display()));
+    }
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start the daemon: {e}"))?;
-    let mountpoint = std::fs::canonicalize(&args.mountpoint)
-        .map_err(|e| format!("{}: {e}", args.mountpoint.display()))?;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while std::time::Instant::now() < deadline {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
@@ -183,15 +198,38 @@ pub fn daemonize(args: &MountArgs) -> Result<(), String> {
     ))
 }
 
+/// mountinfo escapes space, tab, newline and backslash as `\ooo` octal.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .and_then(|d| u8::from_str_radix(std::str::from_utf8(d).ok()?, 8).ok());
+        match (bytes[i], octal) {
+            (b'\\', Some(b)) => {
+                out.push(b);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Whether a FUSE file system of ours is mounted on `path` (from /proc/self/mountinfo).
 fn is_mounted(path: &std::path::Path) -> bool {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     let target = path.to_string_lossy();
     info.lines().any(|l| {
-        let fields: Vec<&str> = l.split(' ').collect();
+        let fields: Vec<String> = l.split(' ').map(unescape_mountinfo).collect();
         // "... <mount point> <options> ... - <fs type> <source> ...": ours is source "mhfs".
         let after = l.split(" - ").nth(1).unwrap_or("");
-        fields.get(4) == Some(&target.as_ref())
+        fields.get(4).map(String::as_str) == Some(target.as_ref())
             && after.starts_with("fuse")
             && after.split(' ').nth(1) == Some("mhfs")
     })
@@ -267,6 +305,7 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
                 "mhfs: no API key: the embedded mock Magic Hour API serves at {url}. Nothing is billed.\n\
                  mhfs: set MAGIC_HOUR_API_KEY (or --api-key-file) to use the real service."
             );
+            log::info!("no API key: the embedded mock API serves at {url}; nothing is billed");
             mock = Some(server);
             (url, "mhfs-mock".to_string())
         }

@@ -467,3 +467,22 @@ fn daemon_mode_returns_once_mounted() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Unmounting while a create is in flight lets it finish: its outcome is known, not lost.
+#[test]
+fn unmounting_lets_a_create_in_flight_finish() {
+    let Some(mut d) = TestDrive::start() else {
+        return;
+    };
+    d.mock.set_faults(Faults {
+        latency_ms: 1500,
+        ..Faults::default()
+    });
+    d.ok("echo 'slow create' > inbox/ai-image-generator/inflight.txt");
+    d.wait_status("inflight", &["submitting"]);
+    d.unmount();
+    d.mock.set_faults(Faults::default());
+    d.mount();
+    d.wait_status("inflight", &["complete"]);
+    assert_eq!(d.count("create"), 1);
+}

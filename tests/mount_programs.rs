@@ -277,3 +277,32 @@ f.close()
     );
     assert_eq!(d.count("create"), 1);
 }
+
+/// A folder left in the inbox by a stop may hold a cut file: after a restart it waits for its
+/// next change before it is submitted.
+#[test]
+fn a_folder_from_before_a_crash_waits_for_its_next_change() {
+    let Some(mut d) = TestDrive::start() else {
+        return;
+    };
+    d.unmount();
+    d.settle = 30.0;
+    d.mount();
+    d.ok("mkdir inbox/head-swap/pair");
+    let head = common::sample(&d.outside(), "head", Media::Image);
+    let body = common::sample(&d.outside(), "body", Media::Image);
+    d.ok(&format!(
+        "cp {} {} inbox/head-swap/pair/",
+        head.display(),
+        body.display()
+    ));
+    d.kill();
+    d.settle = 0.3;
+    d.mount();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(d.jobs().is_empty(), "submitted without a new change");
+    assert_eq!(d.ok("ls inbox/head-swap/pair"), "body.png\nhead.png\n");
+    d.ok("touch inbox/head-swap/pair/head.png");
+    d.wait_status("pair", &["complete"]);
+    assert_eq!(d.count("create"), 1);
+}

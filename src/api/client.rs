@@ -61,6 +61,8 @@ impl Client {
             .user_agent(concat!("mhfs/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(120))
+            // A redirect would turn a create into a GET, or send a body elsewhere: refuse them.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ApiError::Local(format!("cannot build HTTP client: {e}")))?;
         Ok(Client {
@@ -278,6 +280,9 @@ fn check_id(id: &str) -> Result<(), ApiError> {
 /// A request that got no answer. Only a failed connect proves nothing was sent.
 fn send_error(e: reqwest::Error, effect: Effect) -> ApiError {
     let reason = without_url(&e);
+    if e.is_builder() {
+        return ApiError::Local(format!("cannot build the request: {reason}"));
+    }
     if e.is_connect() || effect == Effect::Idempotent {
         ApiError::Retryable {
             status: None,
@@ -306,8 +311,9 @@ fn without_url(e: &reqwest::Error) -> String {
     msg
 }
 
-/// Sorts a non-2xx answer. For a create, only the answers that prove nothing was done are
-/// retryable: 429 and 502/503 (API.md §10: no job exists). Any other 5xx may have come after the
+/// Sorts a non-2xx answer. For a create, only the answers that say nothing was done are
+/// retryable: 429, 502 (API.md §10: no job exists) and 503 (the service refused the work; our
+/// reading, as a load balancer answers it before the request reaches the API). Any other 5xx may have come after the
 /// project was made, so its outcome is unknown.
 async fn check_status(
     resp: reqwest::Response,

@@ -178,13 +178,13 @@ impl Engine {
                 let _permit = self.limiter.acquire().await;
                 self.client.delete_project(job.kind(), pid).await
             });
-            let result = tokio::time::timeout(Duration::from_secs(15), attempts)
+            let result = tokio::time::timeout(Duration::from_secs(5), attempts)
                 .await
                 .unwrap_or_else(|_| {
                     Err(ApiError::Retryable {
                         status: None,
                         retry_after: None,
-                        reason: "no answer to DELETE within 15 s".into(),
+                        reason: "no answer to DELETE within 5 s".into(),
                     })
                 });
             match result {

@@ -127,8 +127,12 @@ impl Filesystem for Fuse {
             .add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC | InitFlags::FUSE_AUTO_INVAL_DATA);
         let _ = config.set_max_background(64);
         // Outputs are immutable local files: with passthrough the kernel reads them directly.
-        self.passthrough = config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
-            && config.set_max_stack_depth(2).is_ok();
+        // Only root may register backing files; asking otherwise costs a failing call per open.
+        // SAFETY: geteuid cannot fail and touches no memory.
+        let root = unsafe { libc::geteuid() } == 0;
+        self.passthrough = root
+            && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+            && config.set_max_stack_depth(1).is_ok();
         Ok(())
     }
 

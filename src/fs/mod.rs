@@ -136,6 +136,8 @@ impl Mounted {
     }
 
     fn stop(&mut self) {
+        // Creates in flight finish (their outcome is then known); no new one starts.
+        self.drive.stop_creates(Duration::from_secs(20));
         self.stopping.store(true, Ordering::Relaxed);
         self.ticker.abort();
         if let Some(session) = self.session.take() {

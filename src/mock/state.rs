@@ -70,6 +70,8 @@ pub struct State {
     _tmp: Option<tempfile::TempDir>,
     secret: [u8; 32],
     inner: Mutex<Inner>,
+    /// Serializes saves, so an older snapshot never overwrites a newer one.
+    saving: Mutex<()>,
 }
 
 /// What a mock with a data directory keeps across restarts (the embedded mock of `mhfs mount`).
@@ -133,6 +135,7 @@ impl State {
             _tmp: tmp,
             secret: rand::rng().random(),
             inner: Mutex::new(inner),
+            saving: Mutex::new(()),
         })
     }
 
@@ -258,6 +261,7 @@ impl State {
         if self.config.data_dir.is_none() {
             return;
         }
+        let _saving = self.saving.lock().unwrap_or_else(|p| p.into_inner());
         let saved = {
             let inner = self.lock();
             Saved {
@@ -288,7 +292,12 @@ impl State {
         let tmp = self.dir.join("state.json.tmp");
         let result = serde_json::to_vec(&saved)
             .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|bytes| {
+                use std::io::Write;
+                let mut f = std::fs::File::create(&tmp)?;
+                f.write_all(&bytes)?;
+                f.sync_all()
+            })
             .and_then(|()| std::fs::rename(&tmp, self.dir.join("state.json")));
         if let Err(e) = result {
             log::warn!("mock: cannot save its state: {e}");

@@ -201,15 +201,19 @@ impl Drive {
         mtime: Option<SystemTime>,
     ) -> FsResult<Attr> {
         let path = {
-            let inner = self.lock();
-            match (inner.nodes.get(&ino), inner.moved.get(&ino)) {
+            let mut inner = self.lock();
+            match (inner.nodes.get(&ino).cloned(), inner.moved.get(&ino)) {
                 (_, Some(moved)) => {
                     // A submitted file: `mv`/`cp -p` set times and modes after closing. Harmless.
                     let moved = moved.clone();
                     drop(inner);
                     return self.staged_attr(ino, &moved);
                 }
-                (Some(Node::Staged(rel)), _) => self.inbox.join(rel),
+                (Some(Node::Staged(rel)), _) => {
+                    // A change in a folder (even `touch`) restarts its settle interval.
+                    self.touch_folder(&mut inner, &rel);
+                    self.inbox.join(rel)
+                }
                 _ => {
                     drop(inner);
                     if size.is_some() {
@@ -403,6 +407,15 @@ impl Drive {
             return Err(FsError::quiet(libc::EEXIST));
         }
         let is_dir = self.inbox.join(&src).is_dir();
+        if is_dir && in_folder {
+            return Err(FsError::refuse(
+                libc::EPERM,
+                format!(
+                    "inbox/{}: folders inside a submission folder are not taken",
+                    to_dir.display()
+                ),
+            ));
+        }
         if !is_dir {
             Self::check_name(tool, &to_dir, new_name, in_folder)?;
         }
@@ -436,7 +449,10 @@ impl Drive {
             .collect();
         for p in open {
             let meta = inner.staged.remove(&p).expect("listed");
-            inner.staged.insert(rebase(&p, &src, &dst), meta);
+            // A target still open elsewhere keeps its writers too.
+            let target = inner.staged.entry(rebase(&p, &src, &dst)).or_default();
+            target.writers += meta.writers;
+            target.written |= meta.written;
         }
         for h in inner.handles.values_mut() {
             if let Handle::Staged { rel, .. } = h

@@ -215,6 +215,8 @@ pub struct Drive {
     started: SystemTime,
     /// Held for the life of the drive: one mount per state directory, or jobs would run twice.
     _lock: File,
+    /// Set when unmounting begins: no new create call starts.
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 /// Takes the state directory's lock, or says which process holds it.
@@ -275,18 +277,9 @@ impl Drive {
         let store = Store::open(&cfg.state_dir.join("jobs.db")).map_err(|e| e.to_string())?;
         let mut jobs = store.all().map_err(|e| e.to_string())?;
         recover(&cfg.state_dir, &store, &mut jobs);
-        let mut folders = HashMap::new();
-        for t in TOOLS {
-            for entry in std::fs::read_dir(inbox.join(t.slug))
-                .into_iter()
-                .flatten()
-                .flatten()
-            {
-                if entry.file_type().is_ok_and(|f| f.is_dir()) {
-                    folders.insert(Path::new(t.slug).join(entry.file_name()), Instant::now());
-                }
-            }
-        }
+        // Inbox folders left from the last run are not armed: a file in one may have been cut
+        // by the stop. The next change in a folder arms it again.
+        let folders = HashMap::new();
         let inner = Inner {
             jobs: jobs.into_iter().map(|j| (j.id, j)).collect(),
             nodes: HashMap::new(),
@@ -308,6 +301,7 @@ impl Drive {
             hooks: OnceLock::new(),
             started: SystemTime::now(),
             _lock: lock,
+            stopping: Default::default(),
         }))
     }
 
@@ -382,7 +376,7 @@ impl Drive {
     /// is being deleted. `false`: do not send the create.
     pub fn begin_create(&self, id: JobId, body: serde_json::Value) -> bool {
         let mut inner = self.lock();
-        if inner.deleting.contains(&id) {
+        if inner.deleting.contains(&id) || self.stopping.load(std::sync::atomic::Ordering::SeqCst) {
             return false;
         }
         let Some(job) = inner.jobs.get_mut(&id) else {
@@ -408,6 +402,21 @@ impl Drive {
             self.invalidate(Inval::Inode(ino));
         }
         true
+    }
+
+    /// Unmounting begins: no create starts from now on, and the ones in flight get `limit` to
+    /// finish, so a clean stop never leaves a create's outcome unknown.
+    pub fn stop_creates(&self, limit: Duration) {
+        {
+            // Under the lock, so no begin_create is between its check and its save.
+            let _inner = self.lock();
+            self.stopping
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let deadline = Instant::now() + limit;
+        while self.jobs().iter().any(|j| j.stage == Stage::Creating) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Marks a job as being deleted, so it will not start a create. Refused (`None`) while a
@@ -468,7 +477,8 @@ fn recover(state_dir: &Path, store: &Store, jobs: &mut [Job]) {
             .flatten()
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.is_file())
+            .filter(|p| p.metadata().is_ok_and(|m| m.is_file() && m.len() > 0))
+            .filter(|p| !is_scratch(&p.file_name().unwrap_or_default().to_string_lossy()))
             .collect();
         files.sort();
         if files.is_empty() {
