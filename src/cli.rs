@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::api::ApiKey;
 use crate::api::catalog::Overrides;
 use crate::engine::EngineConfig;
-use crate::mock::{Faults, MockConfig, MockServer};
+use crate::mock::{Faults, MockConfig, MockServer, WebhookTarget};
 
 #[derive(Parser, Debug)]
 #[command(name = "mhfs", version, about = "Magic Hour as a drive")]
@@ -115,6 +115,13 @@ pub struct MountArgs {
     /// Write the log to this file instead of standard error.
     #[arg(long)]
     pub log_file: Option<PathBuf>,
+    /// Receive Magic Hour's webhook events on this address (register its public URL in the
+    /// Developer Hub): jobs then move at once and polling becomes a slow safety net (60 s).
+    #[arg(long, requires = "webhook_secret_file")]
+    pub webhook_listen: Option<SocketAddr>,
+    /// File holding the webhook's secret, to verify each event's signature.
+    #[arg(long)]
+    pub webhook_secret_file: Option<PathBuf>,
     /// Run in the background: return once mounted (log to --log-file, default
     /// <state-dir>/mhfs.log); `umount MOUNTPOINT` stops it.
     #[arg(long)]
@@ -288,6 +295,27 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
         )
     })?;
     let key = read_key(&args)?;
+    let embedded = args.api_url.is_none() && key.is_none();
+    // Webhooks: the given receiver, or (embedded mock) one on loopback the mock sends to.
+    let webhook = match (&args.webhook_listen, &args.webhook_secret_file) {
+        (Some(addr), Some(file)) => {
+            let secret = std::fs::read_to_string(file)
+                .map_err(|e| format!("cannot read the webhook secret {}: {e}", file.display()))?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("cannot listen for webhooks on {addr}: {e}"))?;
+            Some((listener, secret.trim().as_bytes().to_vec()))
+        }
+        _ if embedded => {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| format!("cannot listen for the mock's webhooks: {e}"))?;
+            let secret: [u8; 16] = rand::random();
+            let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+            Some((listener, secret.into_bytes()))
+        }
+        _ => None,
+    };
     let mut mock = None;
     let (api_url, key) = match (&args.api_url, key) {
         (Some(url), key) => (url.clone(), key.unwrap_or_else(|| "mhfs-local".into())),
@@ -296,6 +324,10 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
             let server = MockServer::start_local(MockConfig {
                 render_time: Duration::from_secs_f64(args.mock_render_time.max(0.0)),
                 data_dir: Some(state_dir.join("mock")),
+                webhook: webhook.as_ref().map(|(listener, secret)| WebhookTarget {
+                    url: format!("http://{}/", listener.local_addr().expect("bound")),
+                    secret: String::from_utf8_lossy(secret).into_owned(),
+                }),
                 ..MockConfig::default()
             })
             .await
@@ -317,9 +349,11 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
         state_dir,
         allow_other: args.allow_other,
         engine: EngineConfig {
+            // With webhooks, polling is only a safety net.
             poll_base: args
                 .poll_interval
-                .map(|s| Duration::from_secs_f64(s.max(0.01))),
+                .map(|s| Duration::from_secs_f64(s.max(0.01)))
+                .or(webhook.as_ref().map(|_| Duration::from_secs(60))),
             defaults,
             ..EngineConfig::default()
         },
@@ -332,6 +366,12 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
             }
         },
     })?;
+    if let Some((listener, secret)) = webhook {
+        if let Ok(addr) = listener.local_addr() {
+            log::info!("webhook events are received on {addr}");
+        }
+        crate::engine::webhook::serve(listener, secret, mounted.engine.clone());
+    }
     eprintln!(
         "mhfs: mounted on {}; Ctrl-C or `umount {}` unmounts",
         args.mountpoint.display(),
@@ -392,6 +432,12 @@ pub struct MockArgs {
     /// Keep uploads and outputs here instead of a temporary folder.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Send signed job events (started, completed, errored) to this URL.
+    #[arg(long, requires = "webhook_secret")]
+    pub webhook_url: Option<String>,
+    /// The secret webhook events are signed with.
+    #[arg(long)]
+    pub webhook_secret: Option<String>,
 }
 
 impl MockArgs {
@@ -410,6 +456,13 @@ impl MockArgs {
                 rules: vec![],
             },
             data_dir: self.data_dir.clone(),
+            webhook: self
+                .webhook_url
+                .clone()
+                .map(|url| crate::mock::WebhookTarget {
+                    url,
+                    secret: self.webhook_secret.clone().unwrap_or_default(),
+                }),
         }
     }
 }

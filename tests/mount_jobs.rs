@@ -486,3 +486,72 @@ fn unmounting_lets_a_create_in_flight_finish() {
     d.wait_status("inflight", &["complete"]);
     assert_eq!(d.count("create"), 1);
 }
+
+/// With a webhook receiver, job events move jobs at once: polling is a 60 s safety net here, yet
+/// the job completes in about its render time. Forged events are refused.
+#[test]
+fn webhook_events_move_jobs_without_waiting_for_a_poll() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "whsec_test\n").unwrap();
+    let listen = format!("127.0.0.1:{port}");
+    let config = MockConfig {
+        render_time: Duration::from_millis(600),
+        ..MockConfig::default()
+    };
+    let args = [
+        "--webhook-listen",
+        &listen,
+        "--webhook-secret-file",
+        secret.path().to_str().unwrap(),
+    ];
+    let Some(mut d) = TestDrive::with_args(config, &args) else {
+        return;
+    };
+    d.unmount();
+    d.poll = 60.0;
+    d.mount();
+    d.mock.set_webhook(Some(mhfs::mock::WebhookTarget {
+        url: format!("http://{listen}/hooks"),
+        secret: "whsec_test".into(),
+    }));
+    let started = std::time::Instant::now();
+    d.ok("echo 'a webhook cat' > inbox/ai-image-generator/hooked.txt");
+    d.wait_status("hooked", &["complete"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "waited for a poll"
+    );
+    assert!(
+        d.count("get") <= 3,
+        "{} polls: events should drive this job",
+        d.count("get")
+    );
+    assert!(
+        d.log().contains("job hooked: event image.completed"),
+        "{}",
+        d.log()
+    );
+
+    // A forged event (wrong signature) is refused and changes nothing.
+    let forged = d.rt.block_on(async {
+        reqwest::Client::new()
+            .post(format!("http://{listen}/"))
+            .header(
+                "magic-hour-event-timestamp",
+                mhfs::api::webhook::now_secs().to_string(),
+            )
+            .header("magic-hour-event-signature", "0".repeat(64))
+            .body(r#"{"type":"image.errored","payload":{"id":"x"}}"#)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    assert_eq!(forged, 401);
+}

@@ -6,6 +6,7 @@ pub mod error;
 pub mod retry;
 pub mod schema;
 pub mod types;
+pub mod webhook;
 
 pub use client::{ApiKey, Client};
 pub use error::ApiError;

@@ -5,6 +5,7 @@
 pub mod job;
 pub mod store;
 pub mod submit;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -80,6 +81,8 @@ pub struct Engine {
     tasks: Mutex<HashMap<JobId, tokio::task::JoinHandle<()>>>,
     /// Project ids looked up under jobs/ recently, so each is probed once a minute at most.
     probed: Mutex<HashMap<String, Instant>>,
+    /// Wakes a job's task from its wait between polls (a webhook event came).
+    wakers: Mutex<HashMap<JobId, Arc<tokio::sync::Notify>>>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -95,6 +98,7 @@ impl Engine {
             cfg,
             tasks: Mutex::new(HashMap::new()),
             probed: Mutex::new(HashMap::new()),
+            wakers: Mutex::new(HashMap::new()),
             runtime: tokio::runtime::Handle::current(),
         })
     }
@@ -201,7 +205,42 @@ impl Engine {
         }
         self.drive.remove_job(id);
         self.drive.end_delete(id);
+        self.wakers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
         Ok(())
+    }
+
+    fn waker(&self, id: JobId) -> Arc<tokio::sync::Notify> {
+        self.wakers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(id)
+            .or_default()
+            .clone()
+    }
+
+    /// A verified webhook event: the job it is about polls now instead of at its next turn.
+    pub fn on_event(self: &Arc<Self>, event: &crate::api::webhook::Event) {
+        let Some(pid) = event.payload.get("id").and_then(|v| v.as_str()) else {
+            return;
+        };
+        let job = self
+            .drive
+            .jobs()
+            .into_iter()
+            .find(|j| j.project_id.as_deref() == Some(pid));
+        match job {
+            Some(job) if job.stage == Stage::Created => {
+                log::info!("job {}: event {}", job.name, event.kind);
+                // A stored permit: a task not yet waiting still wakes at once.
+                self.waker(job.id).notify_one();
+                self.kick(job.id);
+            }
+            Some(_) => {}
+            None => log::debug!("webhook: event {} for unknown project {pid}", event.kind),
+        }
     }
 
     /// Looks for a project made elsewhere by its id, in the background: image, video, then
@@ -427,7 +466,11 @@ impl Engine {
         };
         let waited = job.created.elapsed().unwrap_or_default();
         if job.status != JobStatus::Downloading {
-            tokio::time::sleep(poll_interval(kind, waited, self.cfg.poll_base)).await;
+            let wake = self.waker(id);
+            tokio::select! {
+                _ = tokio::time::sleep(poll_interval(kind, waited, self.cfg.poll_base)) => {}
+                _ = wake.notified() => {}
+            }
         }
         let polled = retry(self.cfg.backoff, || async {
             let _permit = self.limiter.acquire().await;

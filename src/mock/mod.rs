@@ -10,6 +10,7 @@ pub mod media;
 mod render;
 mod routes;
 mod state;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +33,15 @@ pub struct MockConfig {
     pub faults: Faults,
     /// Where uploads and outputs are kept; a temporary folder when `None`.
     pub data_dir: Option<PathBuf>,
+    /// Where to send signed job events (API.md §12), if anywhere.
+    pub webhook: Option<WebhookTarget>,
+}
+
+/// A webhook receiver and the secret its events are signed with.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WebhookTarget {
+    pub url: String,
+    pub secret: String,
 }
 
 impl Default for MockConfig {
@@ -42,6 +52,7 @@ impl Default for MockConfig {
             api_key: None,
             faults: Faults::default(),
             data_dir: None,
+            webhook: None,
         }
     }
 }
@@ -109,6 +120,11 @@ impl MockServer {
 
     pub fn set_credits(&self, credits: i64) {
         self.state.set_credits(credits);
+    }
+
+    /// Sends job events to `target` from now on (`None`: no more events).
+    pub fn set_webhook(&self, target: Option<WebhookTarget>) {
+        self.state.lock().webhook = target;
     }
 
     pub fn clear_requests(&self) {

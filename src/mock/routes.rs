@@ -53,6 +53,7 @@ pub fn router(state: Shared) -> Router {
         .route("/_mock/requests", get(requests).delete(clear_requests))
         .route("/_mock/faults", get(get_faults).post(set_faults))
         .route("/_mock/credits", post(set_credits))
+        .route("/_mock/webhook", post(set_webhook))
         .fallback(|| async { not_found() })
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
@@ -370,6 +371,15 @@ async fn create(
             },
         );
     }
+    let webhook = state.lock().webhook.clone();
+    if let Some(target) = webhook {
+        tokio::spawn(super::webhooks::follow(
+            state.clone(),
+            id.clone(),
+            tool.kind,
+            target,
+        ));
+    }
     let mut resp = json!({"id": id, "credits_charged": cost});
     match tool.kind {
         ProjectKind::Image => resp["frame_cost"] = cost.into(),
@@ -448,14 +458,18 @@ async fn settle(state: &Shared, id: &str, kind: ProjectKind) -> Option<(Phase, O
 
 /// The project object of API.md §3 as the official SDK requires it.
 async fn project_json(state: &Shared, id: &str, kind: ProjectKind) -> Response {
-    let Some((phase, outcome)) = settle(state, id, kind).await else {
-        return not_found();
-    };
+    match project_value(state, id, kind).await {
+        Some(body) => json_response(StatusCode::OK, body),
+        None => not_found(),
+    }
+}
+
+/// The project as GET (and a webhook's payload) shows it; `None` if there is no such project.
+pub(super) async fn project_value(state: &Shared, id: &str, kind: ProjectKind) -> Option<Value> {
+    let (phase, outcome) = settle(state, id, kind).await?;
     let lifetime = state.url_lifetime();
     let inner = state.lock();
-    let Some(p) = inner.projects.get(id) else {
-        return not_found();
-    };
+    let p = inner.projects.get(id)?;
     let (status, downloads, err) = match (&phase, &outcome) {
         (Phase::Queued, _) => ("queued", vec![], None),
         (Phase::Rendering, _) | (Phase::Done, None) => ("rendering", vec![], None),
@@ -512,7 +526,7 @@ async fn project_json(state: &Shared, id: &str, kind: ProjectKind) -> Response {
             "downloads": downloads, "error": err,
         }),
     };
-    json_response(StatusCode::OK, body)
+    Some(body)
 }
 
 async fn get_image(Extract(s): Extract<Shared>, Path(id): Path<String>) -> Response {
@@ -626,6 +640,17 @@ async fn set_faults(Extract(state): Extract<Shared>, body: Bytes) -> Response {
                 StatusCode::OK,
                 serde_json::to_value(f).expect("serializable"),
             )
+        }
+        Err(e) => error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
+    }
+}
+
+/// `POST /_mock/webhook {"url": ..., "secret": ...}` (or `null`): where job events go.
+async fn set_webhook(Extract(state): Extract<Shared>, body: Bytes) -> Response {
+    match serde_json::from_slice::<Option<super::WebhookTarget>>(&body) {
+        Ok(target) => {
+            state.lock().webhook = target.clone();
+            json_response(StatusCode::OK, json!({ "webhook": target }))
         }
         Err(e) => error(StatusCode::BAD_REQUEST, "invalid_request", e.to_string()),
     }

@@ -59,6 +59,7 @@ pub struct Inner {
     pub uploads: HashMap<String, Upload>,
     pub credits: i64,
     pub faults: Faults,
+    pub webhook: Option<super::WebhookTarget>,
     records: Vec<Record>,
     counts: BTreeMap<String, u64>,
 }
@@ -122,6 +123,7 @@ impl State {
             uploads: HashMap::new(),
             credits: config.credits,
             faults: config.faults.clone(),
+            webhook: config.webhook.clone(),
             records: Vec::new(),
             counts: BTreeMap::new(),
         };

@@ -13,6 +13,8 @@ pub struct TestDrive {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
     pub settle: f64,
+    /// `--poll-interval` in seconds.
+    pub poll: f64,
     /// More `mhfs mount` options.
     pub extra: Vec<String>,
 }
@@ -60,6 +62,7 @@ impl TestDrive {
             dir,
             child: None,
             settle: 0.3,
+            poll: 0.05,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         d.mount();
@@ -100,7 +103,7 @@ impl TestDrive {
             .arg(self.state())
             .args([
                 "--poll-interval",
-                "0.05",
+                &self.poll.to_string(),
                 "--settle",
                 &self.settle.to_string(),
             ])
