@@ -280,12 +280,7 @@ impl Drive {
             .cloned()
             .ok_or(FsError::quiet(libc::ENOENT))?;
         drop(inner);
-        let part = self
-            .job_parts(&job)
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, p)| p)
-            .ok_or(FsError::quiet(libc::ENOENT))?;
+        let part = self.job_part(&job, name)?;
         // Removing a file of a job drops the local copy; status and the JSON files stay (they
         // are views of the job, which only rmdir of its folder removes).
         match part {
@@ -560,11 +555,7 @@ impl Drive {
             std::fs::create_dir_all(&input_dir).and_then(|()| std::fs::rename(&path, &kept))
         {
             log::error!("inbox/{}: cannot move into the job: {e}", rel.display());
-            let _ = self
-                .store
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .delete(job.id);
+            let _ = self.store().delete(job.id);
             return;
         }
         job.inputs.push(InputFile {
@@ -673,11 +664,7 @@ impl Drive {
                 .and_then(|()| std::fs::rename(&path, &input_dir))
             {
                 log::error!("inbox/{}: cannot move into the job: {e}", rel.display());
-                let _ = self
-                    .store
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .delete(job.id);
+                let _ = self.store().delete(job.id);
                 continue;
             }
             let mut sorted = names;

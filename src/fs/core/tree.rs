@@ -79,6 +79,15 @@ impl Drive {
         }
     }
 
+    /// The part of a job folder with this name.
+    pub(super) fn job_part(&self, job: &Job, name: &str) -> FsResult<Part> {
+        self.job_parts(job)
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, p)| p)
+            .ok_or(FsError::quiet(libc::ENOENT))
+    }
+
     /// The names in a job folder, in display order.
     pub(super) fn job_parts(&self, job: &Job) -> Vec<(String, Part)> {
         let mut parts = vec![("status".to_string(), Part::Status)];
@@ -254,12 +263,7 @@ impl Drive {
                 .get(&id)
                 .cloned()
                 .ok_or(FsError::quiet(libc::ENOENT))?;
-            let part = self
-                .job_parts(&job)
-                .into_iter()
-                .find(|(n, _)| n == name)
-                .map(|(_, p)| p)
-                .ok_or(FsError::quiet(libc::ENOENT))?;
+            let part = self.job_part(&job, name)?;
             let ino = Self::ino_of(&mut inner, Node::JobFile(id, part.clone()));
             drop(inner);
             return self.job_part_attr(ino, &job, &part);
