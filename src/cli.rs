@@ -286,6 +286,13 @@ fn read_defaults(args: &MountArgs) -> Result<Overrides, String> {
 }
 
 pub async fn run_mount(args: MountArgs) -> Result<(), String> {
+    // Watch Ctrl-C and SIGTERM before mounting: a stop right after the mount comes up must
+    // unmount cleanly too, not kill the process.
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     let defaults = read_defaults(&args)?;
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     std::fs::create_dir_all(&state_dir).map_err(|e| {
@@ -377,12 +384,10 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
         args.mountpoint.display(),
         args.mountpoint.display()
     );
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     let mut check = tokio::time::interval(Duration::from_millis(300));
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = int.recv() => break,
             _ = term.recv() => break,
             _ = check.tick() => if mounted.is_unmounted() { break },
         }
