@@ -44,9 +44,11 @@ impl Default for EngineConfig {
     }
 }
 
-/// A global cap on requests in flight and on their rate.
+/// A global cap on requests in flight and on their rate. File transfers (uploads, downloads)
+/// have slots of their own, so long transfers never hold up polls.
 struct Limiter {
-    slots: Semaphore,
+    calls: Semaphore,
+    transfers: Semaphore,
     next: Mutex<Instant>,
     gap: Duration,
 }
@@ -54,14 +56,25 @@ struct Limiter {
 impl Limiter {
     fn new(cfg: &EngineConfig) -> Limiter {
         Limiter {
-            slots: Semaphore::new(cfg.max_in_flight.max(1)),
+            calls: Semaphore::new(cfg.max_in_flight.max(1)),
+            transfers: Semaphore::new(cfg.max_in_flight.max(1)),
             next: Mutex::new(Instant::now()),
             gap: Duration::from_secs_f64(1.0 / cfg.max_per_second.max(0.1)),
         }
     }
 
+    /// A slot for an API call.
     async fn acquire(&self) -> SemaphorePermit<'_> {
-        let permit = self.slots.acquire().await.expect("never closed");
+        self.paced(&self.calls).await
+    }
+
+    /// A slot for a file transfer.
+    async fn transfer(&self) -> SemaphorePermit<'_> {
+        self.paced(&self.transfers).await
+    }
+
+    async fn paced<'a>(&self, slots: &'a Semaphore) -> SemaphorePermit<'a> {
+        let permit = slots.acquire().await.expect("never closed");
         let at = {
             let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
             let at = (*next).max(Instant::now());
@@ -366,7 +379,7 @@ impl Engine {
                 continue;
             }
             let result = retry(self.cfg.backoff, || async {
-                let _permit = self.limiter.acquire().await;
+                let _permit = self.limiter.transfer().await;
                 self.client.upload_file(&input.path, up.media).await
             })
             .await;
@@ -523,7 +536,7 @@ impl Engine {
             }
             let part = out_dir.join(format!(".{}.part", out.name));
             let result = retry(self.cfg.backoff, || async {
-                let _permit = self.limiter.acquire().await;
+                let _permit = self.limiter.transfer().await;
                 self.client.download(&out.url, &part).await
             })
             .await;
