@@ -13,8 +13,7 @@ impl Drive {
                     rel,
                     write: true,
                 }) => (file.clone(), rel.clone()),
-                Some(_) => return Err(FsError::quiet(libc::EBADF)),
-                None => return Err(FsError::quiet(libc::EBADF)),
+                _ => return Err(FsError::quiet(libc::EBADF)),
             };
             inner.staged.entry(rel.clone()).or_default().written = true;
             self.touch_folder(&mut inner, &rel);
@@ -54,10 +53,6 @@ impl Drive {
         if written && rel.components().count() == 2 {
             self.submit_file(&mut inner, &rel);
         }
-    }
-
-    pub fn forget_handle(&self, fh: u64) {
-        self.lock().handles.remove(&fh);
     }
 
     pub(super) fn touch_folder(&self, inner: &mut Inner, rel: &Path) {
