@@ -96,6 +96,9 @@ pub struct Engine {
     probed: Mutex<HashMap<String, Instant>>,
     /// Wakes a job's task from its wait between polls (a webhook event came).
     wakers: Mutex<HashMap<JobId, Arc<tokio::sync::Notify>>>,
+    /// Events for projects not known yet (the event beat the create's answer): the job whose
+    /// create returns that id then polls at once.
+    early: Mutex<HashMap<String, Instant>>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -112,6 +115,7 @@ impl Engine {
             tasks: Mutex::new(HashMap::new()),
             probed: Mutex::new(HashMap::new()),
             wakers: Mutex::new(HashMap::new()),
+            early: Mutex::new(HashMap::new()),
             runtime: tokio::runtime::Handle::current(),
         })
     }
@@ -252,7 +256,15 @@ impl Engine {
                 self.kick(job.id);
             }
             Some(_) => {}
-            None => log::debug!("webhook: event {} for unknown project {pid}", event.kind),
+            None => {
+                log::debug!(
+                    "webhook: event {} for a project not known yet: {pid}",
+                    event.kind
+                );
+                let mut early = self.early.lock().unwrap_or_else(|p| p.into_inner());
+                early.retain(|_, t| t.elapsed() < Duration::from_secs(60));
+                early.insert(pid.to_string(), Instant::now());
+            }
         }
     }
 
@@ -478,7 +490,13 @@ impl Engine {
             return self.fail(id, Stage::Failed, "internal_error", "no project id");
         };
         let waited = job.created.elapsed().unwrap_or_default();
-        if job.status != JobStatus::Downloading {
+        let early = self
+            .early
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&pid)
+            .is_some();
+        if job.status != JobStatus::Downloading && !early {
             let wake = self.waker(id);
             tokio::select! {
                 _ = tokio::time::sleep(poll_interval(kind, waited, self.cfg.poll_base)) => {}
