@@ -188,22 +188,39 @@ fn authorize(state: &State, headers: &HeaderMap) -> Result<(), Response> {
 
 /// Sends the head and half of the body, then breaks the connection.
 async fn cut_body(resp: Response) -> Response {
+    use axum::body::HttpBody;
     let (mut parts, body) = resp.into_parts();
-    let bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .unwrap_or_default();
-    parts
-        .headers
-        .insert(header::CONTENT_LENGTH, bytes.len().into());
-    let half = bytes.slice(..bytes.len() / 2);
-    let stream = futures_util::stream::iter(vec![
-        Ok(half),
-        Err(std::io::Error::new(
-            std::io::ErrorKind::ConnectionReset,
-            "mock fault: connection dropped",
-        )),
-    ]);
-    Response::from_parts(parts, Body::from_stream(stream))
+    // Streamed, so a cut gigabyte download costs no memory: pass half the bytes, then fail.
+    let Some(len) = body.size_hint().exact() else {
+        return Response::from_parts(
+            parts,
+            Body::from_stream(futures_util::stream::iter([dropped()])),
+        );
+    };
+    parts.headers.insert(header::CONTENT_LENGTH, len.into());
+    let half = body.into_data_stream().scan(len / 2, |left, chunk| {
+        let keep = chunk.map(|c| {
+            let n = c.len().min(*left as usize);
+            *left -= n as u64;
+            c.slice(..n)
+        });
+        std::future::ready(
+            keep.ok()
+                .filter(|c| !c.is_empty())
+                .map(Ok::<_, std::io::Error>),
+        )
+    });
+    Response::from_parts(
+        parts,
+        Body::from_stream(half.chain(futures_util::stream::iter([dropped()]))),
+    )
+}
+
+fn dropped() -> Result<Bytes, std::io::Error> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::ConnectionReset,
+        "mock fault: connection dropped",
+    ))
 }
 
 fn parse_json(body: &Bytes) -> Result<Value, Response> {
