@@ -41,6 +41,22 @@ impl ApiError {
         }
     }
 
+    /// The errno a file-system call answers with when this error ends it: the one place API
+    /// errors become errnos.
+    pub fn errno(&self) -> i32 {
+        match self {
+            ApiError::Refused {
+                status: 401 | 403, ..
+            } => libc::EACCES,
+            ApiError::Refused { status: 404, .. } => libc::ENOENT,
+            ApiError::Refused { status: 402, .. } => libc::EDQUOT,
+            ApiError::Retryable { .. } => libc::EAGAIN,
+            ApiError::Refused { .. } | ApiError::UnknownOutcome { .. } | ApiError::Local(_) => {
+                libc::EIO
+            }
+        }
+    }
+
     /// `code: message`, the form an `error` file holds.
     pub fn code_and_message(&self) -> (String, String) {
         match self {

@@ -61,6 +61,22 @@ impl JobStatus {
     }
 }
 
+/// What a job was made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A media file dropped into a tool's folder.
+    File,
+    /// A `.txt` file: the tool's prompt or text.
+    Text,
+    /// A `.json` file: the create body itself.
+    Json,
+    /// A submission folder of several inputs.
+    Folder,
+    /// A project made elsewhere (web app, SDK), found by its id.
+    Adopted,
+}
+
 /// A local input of the job: a dropped file, or a file of a dropped folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputFile {
@@ -96,8 +112,8 @@ pub struct Job {
     pub status: JobStatus,
     #[serde(default)]
     pub project_id: Option<String>,
-    /// What was dropped: `file`, `text`, `json` or `folder`.
-    pub source: String,
+    /// What was dropped, or where the job came from.
+    pub source: Source,
     pub inputs: Vec<InputFile>,
     /// The create body as sent (after uploads): `request.json`.
     #[serde(default)]
@@ -122,7 +138,7 @@ pub struct Job {
 
 impl Job {
     /// A new job of `tool`, staged: nothing sent yet. Its id comes from the store.
-    pub fn new(name: String, tool: &Tool, source: &str) -> Job {
+    pub fn new(name: String, tool: &Tool, source: Source) -> Job {
         let now = SystemTime::now();
         Job {
             id: 0,
@@ -131,7 +147,7 @@ impl Job {
             stage: Stage::Staged,
             status: JobStatus::Uploading,
             project_id: None,
-            source: source.to_string(),
+            source,
             inputs: vec![],
             request: None,
             project: None,
@@ -144,17 +160,14 @@ impl Job {
         }
     }
 
-    pub fn tool(&self) -> &'static Tool {
-        catalog::tool(&self.tool).expect("jobs are only made for catalogue tools")
+    /// The job's tool; `None` only for a job saved by an mhfs whose catalogue had a tool this
+    /// one lacks (such a job is failed when loaded).
+    pub fn tool(&self) -> Option<&'static Tool> {
+        catalog::tool(&self.tool)
     }
 
-    pub fn kind(&self) -> ProjectKind {
-        self.tool().kind
-    }
-
-    /// The job's own folder in the state directory.
-    pub fn dir(&self, state_dir: &std::path::Path) -> PathBuf {
-        state_dir.join("jobs").join(self.id.to_string())
+    pub fn kind(&self) -> Option<ProjectKind> {
+        self.tool().map(|t| t.kind)
     }
 
     /// `status` file content.
@@ -215,7 +228,8 @@ pub fn apply_poll(job: &mut Job, project: &Project, raw: &Value) -> Next {
             let urls = project.download_urls();
             let many = urls.len() > 1;
             for (i, url) in urls.iter().enumerate() {
-                let name = output_name(job.kind(), url, many.then_some(i + 1));
+                let kind = job.kind().unwrap_or(ProjectKind::Image);
+                let name = output_name(kind, url, many.then_some(i + 1));
                 match job.outputs.get_mut(i) {
                     // Fresh signed URLs replace expired ones; names and progress stay.
                     Some(o) => o.url = url.clone(),
@@ -301,7 +315,7 @@ mod tests {
         let mut j = Job::new(
             "holiday".into(),
             catalog::tool("ai-image-generator").unwrap(),
-            "text",
+            Source::Text,
         );
         j.id = 1;
         j.stage = Stage::Created;

@@ -3,6 +3,9 @@
 //! call it leads to, so a restart resumes where it stopped and never repeats a create.
 
 pub mod job;
+pub mod layout;
+pub mod names;
+pub mod registry;
 pub mod store;
 pub mod submit;
 pub mod webhook;
@@ -16,8 +19,8 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use crate::api::catalog::{Overrides, ProjectKind};
 use crate::api::retry::{Backoff, retry};
 use crate::api::{ApiError, Client};
-use crate::fs::core::Drive;
 use job::{JobId, JobStatus, Next, Stage, apply_poll, poll_interval};
+use registry::Registry;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -88,7 +91,7 @@ impl Limiter {
 
 pub struct Engine {
     client: Client,
-    drive: Arc<Drive>,
+    registry: Arc<Registry>,
     cfg: EngineConfig,
     limiter: Limiter,
     tasks: Mutex<HashMap<JobId, tokio::task::JoinHandle<()>>>,
@@ -102,14 +105,35 @@ pub struct Engine {
     runtime: tokio::runtime::Handle,
 }
 
+/// Why a job was not deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum DeleteError {
+    /// It cannot be deleted now (its create call is in flight): try again in a moment.
+    #[error("{0}")]
+    Busy(String),
+    /// Magic Hour did not delete it.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+impl DeleteError {
+    /// The errno `rmdir` answers with.
+    pub fn errno(&self) -> i32 {
+        match self {
+            DeleteError::Busy(_) => libc::EBUSY,
+            DeleteError::Api(e) => e.errno(),
+        }
+    }
+}
+
 /// Why a job step stopped: the job was failed and saved, or it was removed under us.
 struct Stopped;
 
 impl Engine {
-    pub fn new(client: Client, drive: Arc<Drive>, cfg: EngineConfig) -> Arc<Engine> {
+    pub fn new(client: Client, registry: Arc<Registry>, cfg: EngineConfig) -> Arc<Engine> {
         Arc::new(Engine {
             client,
-            drive,
+            registry,
             limiter: Limiter::new(&cfg),
             cfg,
             tasks: Mutex::new(HashMap::new()),
@@ -123,9 +147,9 @@ impl Engine {
     /// Starts or resumes every unfinished job. A create that was in flight when the process
     /// stopped has an unknown outcome: it is never sent again.
     pub fn resume(self: &Arc<Self>) {
-        for job in self.drive.jobs() {
+        for job in self.registry.jobs() {
             if job.stage == Stage::Creating {
-                self.drive.update(job.id, |j| {
+                self.registry.update(job.id, |j| {
                     j.stage = Stage::Unknown;
                     j.status = JobStatus::Error;
                     j.error = Some(unknown_outcome_text(
@@ -162,13 +186,13 @@ impl Engine {
 
     /// Deletes a job: `DELETE` on Magic Hour when a project exists (204 or 404 both mean gone),
     /// then the local copies. Any other answer keeps the job and is returned.
-    pub async fn delete(self: &Arc<Self>, id: JobId) -> Result<(), ApiError> {
+    pub async fn delete(self: &Arc<Self>, id: JobId) -> Result<(), DeleteError> {
         // First stop the job from starting a create, then stop its task and wait for it, so
         // nothing can bill behind the deletion.
-        if self.drive.begin_delete(id).is_none() {
-            return match self.drive.job(id) {
+        if self.registry.begin_delete(id).is_none() {
+            return match self.registry.job(id) {
                 None => Ok(()),
-                Some(_) => Err(ApiError::Local("its create call is in flight".into())),
+                Some(_) => Err(DeleteError::Busy("its create call is in flight".into())),
             };
         }
         let task = self
@@ -180,15 +204,23 @@ impl Engine {
             task.abort();
             let _ = task.await;
         }
-        let Some(job) = self.drive.job(id) else {
-            self.drive.end_delete(id);
+        let Some(job) = self.registry.job(id) else {
+            self.registry.end_delete(id);
             return Ok(());
         };
-        let remote = job
-            .project_id
-            .as_deref()
-            .filter(|_| job.kind() != ProjectKind::FaceDetection);
-        if let Some(pid) = remote {
+        let remote = match (job.kind(), job.project_id.as_deref()) {
+            (Some(ProjectKind::FaceDetection), _) | (_, None) => None,
+            (Some(kind), Some(pid)) => Some((kind, pid)),
+            (None, Some(pid)) => {
+                log::warn!(
+                    "job {}: tool {:?} unknown to this mhfs; project {pid} stays on Magic Hour",
+                    job.name,
+                    job.tool
+                );
+                None
+            }
+        };
+        if let Some((kind, pid)) = remote {
             // Few, quick retries: the rmdir that asked is waiting for this answer.
             let quick = Backoff {
                 max_attempts: 3,
@@ -197,7 +229,7 @@ impl Engine {
             };
             let attempts = retry(quick, || async {
                 let _permit = self.limiter.acquire().await;
-                self.client.delete_project(job.kind(), pid).await
+                self.client.delete_project(kind, pid).await
             });
             let result = tokio::time::timeout(Duration::from_secs(5), attempts)
                 .await
@@ -212,16 +244,16 @@ impl Engine {
                 Ok(()) | Err(ApiError::Refused { status: 404, .. }) => {}
                 Err(e) => {
                     // The job stays; it resumes whatever it was doing.
-                    self.drive.end_delete(id);
+                    self.registry.end_delete(id);
                     if job.is_active() {
                         self.kick(id);
                     }
-                    return Err(e);
+                    return Err(DeleteError::Api(e));
                 }
             }
         }
-        self.drive.remove_job(id);
-        self.drive.end_delete(id);
+        self.registry.remove(id);
+        self.registry.end_delete(id);
         self.wakers
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -244,10 +276,9 @@ impl Engine {
             return;
         };
         let job = self
-            .drive
-            .jobs()
-            .into_iter()
-            .find(|j| j.project_id.as_deref() == Some(pid));
+            .registry
+            .by_project(pid)
+            .and_then(|id| self.registry.job(id));
         match job {
             Some(job) if job.stage == Stage::Created => {
                 log::info!("job {}: event {}", job.name, event.kind);
@@ -300,7 +331,9 @@ impl Engine {
                         };
                         match crate::api::catalog::tool_of_type(kind, &project_type) {
                             Some(tool) => {
-                                me.drive.adopt_project(tool, &project_id);
+                                if let Some(id) = me.registry.adopt(tool, &project_id) {
+                                    me.kick(id);
+                                }
                             }
                             None => log::warn!(
                                 "jobs/{project_id}: a {} project of type {project_type}, which mhfs does not know",
@@ -322,9 +355,18 @@ impl Engine {
 
     async fn run(self: &Arc<Self>, id: JobId) {
         loop {
-            let Some(job) = self.drive.job(id) else {
+            let Some(job) = self.registry.job(id) else {
                 return;
             };
+            if job.tool().is_none() && job.is_active() {
+                let _ = self.fail(
+                    id,
+                    Stage::Failed,
+                    "unknown_tool",
+                    "this mhfs does not know its tool",
+                );
+                return;
+            }
             let step = match job.stage {
                 Stage::Staged => self.plan(id).await,
                 Stage::Uploading => self.upload(id).await,
@@ -339,7 +381,7 @@ impl Engine {
     }
 
     fn fail(&self, id: JobId, stage: Stage, code: &str, message: &str) -> Result<(), Stopped> {
-        if let Some(job) = self.drive.update(id, |j| j.fail(stage, code, message)) {
+        if let Some(job) = self.registry.update(id, |j| j.fail(stage, code, message)) {
             log::warn!("job {}: {code}: {message}", job.name);
         }
         Err(Stopped)
@@ -347,10 +389,10 @@ impl Engine {
 
     /// Builds the body from the dropped files (local work, on a blocking thread).
     async fn plan(&self, id: JobId) -> Result<(), Stopped> {
-        let Some(mut job) = self.drive.job(id) else {
+        let Some(mut job) = self.registry.job(id) else {
             return Err(Stopped);
         };
-        let input_dir = self.drive.input_dir(id);
+        let input_dir = self.registry.layout().input_dir(id);
         let defaults = self.cfg.defaults.clone();
         let planned = tokio::task::spawn_blocking(move || {
             let plan = submit::plan(&mut job, &input_dir, &defaults);
@@ -361,7 +403,7 @@ impl Engine {
         match planned {
             (_, Err(refusal)) => self.fail(id, Stage::Failed, refusal.code, &refusal.message),
             (planned_job, Ok(plan)) => {
-                self.drive.update(id, |j| {
+                self.registry.update(id, |j| {
                     j.inputs = planned_job.inputs;
                     j.plan = Some(plan);
                     j.stage = Stage::Uploading;
@@ -374,7 +416,7 @@ impl Engine {
 
     /// Uploads every planned input not uploaded yet, saving each `file_path` as it comes.
     async fn upload(&self, id: JobId) -> Result<(), Stopped> {
-        let Some(job) = self.drive.job(id) else {
+        let Some(job) = self.registry.job(id) else {
             return Err(Stopped);
         };
         let Some(plan) = job.plan.clone() else {
@@ -398,7 +440,7 @@ impl Engine {
             match result {
                 Ok(remote) => {
                     log::info!("job {}: uploaded {} as {remote}", job.name, input.name);
-                    self.drive
+                    self.registry
                         .update(id, |j| j.inputs[up.input].remote = Some(remote));
                 }
                 Err(e) => {
@@ -413,7 +455,7 @@ impl Engine {
             }
         }
         // Every file_path is known: the body to send. Saved before the create is sent.
-        let Some(job) = self.drive.job(id) else {
+        let Some(job) = self.registry.job(id) else {
             return Err(Stopped);
         };
         let mut body = plan.body.clone();
@@ -425,7 +467,7 @@ impl Engine {
                 *slot = serde_json::Value::String(remote);
             }
         }
-        if self.drive.begin_create(id, body) {
+        if self.registry.begin_create(id, body) {
             Ok(())
         } else {
             Err(Stopped)
@@ -435,11 +477,11 @@ impl Engine {
     /// The create call: sent once. Retried only when the API said nothing was done (no
     /// connection, 429, 5xx); an answer lost after sending leaves the job `Unknown`.
     async fn create(&self, id: JobId) -> Result<(), Stopped> {
-        let Some(job) = self.drive.job(id) else {
+        let Some(job) = self.registry.job(id) else {
             return Err(Stopped);
         };
         let body = job.request.clone().unwrap_or_default();
-        let slug = job.tool().slug;
+        let slug = job.tool.as_str();
         let result = retry(self.cfg.backoff, || async {
             let _permit = self.limiter.acquire().await;
             self.client.create(slug, &body).await
@@ -454,7 +496,7 @@ impl Engine {
                     created.id,
                     created.credits_charged
                 );
-                self.drive.update(id, |j| {
+                self.registry.update(id, |j| {
                     j.project_id = Some(created.id.clone());
                     j.stage = Stage::Created;
                     j.status = JobStatus::Queued;
@@ -462,7 +504,7 @@ impl Engine {
                 Ok(())
             }
             Err(ApiError::UnknownOutcome { reason }) => {
-                self.drive.update(id, |j| {
+                self.registry.update(id, |j| {
                     j.stage = Stage::Unknown;
                     j.status = JobStatus::Error;
                     j.error = Some(unknown_outcome_text(&j.tool, &reason));
@@ -482,10 +524,10 @@ impl Engine {
 
     /// One poll, after the cadence's wait; downloads when complete.
     async fn poll(&self, id: JobId) -> Result<(), Stopped> {
-        let Some(job) = self.drive.job(id) else {
+        let Some(job) = self.registry.job(id) else {
             return Err(Stopped);
         };
-        let kind = job.kind();
+        let kind = job.kind().unwrap_or(ProjectKind::Image);
         let Some(pid) = job.project_id.clone() else {
             return self.fail(id, Stage::Failed, "internal_error", "no project id");
         };
@@ -525,7 +567,7 @@ impl Engine {
             }
         };
         let mut next = Next::Poll;
-        self.drive
+        self.registry
             .update(id, |j| next = apply_poll(j, &project, &raw));
         match next {
             Next::Download => self.download(id).await,
@@ -536,10 +578,10 @@ impl Engine {
     /// Downloads every output not yet here, each to a temp file renamed into place, and only
     /// then shown. An expired URL is refreshed by the next poll.
     async fn download(&self, id: JobId) -> Result<(), Stopped> {
-        let Some(job) = self.drive.job(id) else {
+        let Some(job) = self.registry.job(id) else {
             return Err(Stopped);
         };
-        let out_dir = self.drive.output_dir(id);
+        let out_dir = self.registry.layout().output_dir(id);
         if let Err(e) = tokio::fs::create_dir_all(&out_dir).await {
             return self.fail(
                 id,
@@ -552,7 +594,8 @@ impl Engine {
             if out.done || out.removed {
                 continue;
             }
-            let part = out_dir.join(format!(".{}.part", out.name));
+            let layout = self.registry.layout();
+            let part = layout.partial_output(id, &out.name);
             let result = retry(self.cfg.backoff, || async {
                 let _permit = self.limiter.transfer().await;
                 self.client.download(&out.url, &part).await
@@ -560,7 +603,7 @@ impl Engine {
             .await;
             match result {
                 Ok(size) => {
-                    if let Err(e) = tokio::fs::rename(&part, out_dir.join(&out.name)).await {
+                    if let Err(e) = tokio::fs::rename(&part, layout.output(id, &out.name)).await {
                         return self.fail(
                             id,
                             Stage::Done,
@@ -569,7 +612,7 @@ impl Engine {
                         );
                     }
                     log::info!("job {}: downloaded {} ({size} bytes)", job.name, out.name);
-                    self.drive.update(id, |j| {
+                    self.registry.update(id, |j| {
                         j.outputs[i].done = true;
                         j.outputs[i].size = size;
                     });
@@ -587,7 +630,7 @@ impl Engine {
                 }
             }
         }
-        self.drive.update(id, |j| {
+        self.registry.update(id, |j| {
             if j.outputs.iter().all(|o| o.done || o.removed) {
                 j.status = JobStatus::Complete;
                 j.stage = Stage::Done;

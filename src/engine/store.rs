@@ -76,11 +76,28 @@ impl Store {
     }
 
     pub fn all(&self) -> Result<Vec<Job>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT data FROM jobs ORDER BY id")?;
+        Ok(self.load()?.0)
+    }
+
+    /// Every job that reads back, and the ids of every row (readable or not). A row that does
+    /// not read (written by another version, or damaged) is logged and left alone, never a panic.
+    pub fn load(&self) -> Result<(Vec<Job>, std::collections::HashSet<JobId>), StoreError> {
+        let mut stmt = self.conn.prepare("SELECT id, data FROM jobs ORDER BY id")?;
         let rows = stmt
-            .query_map([], |r| r.get::<_, String>(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        rows.iter().map(|d| from_json(d)).collect()
+            .query_map([], |r| Ok((r.get::<_, JobId>(0)?, r.get::<_, String>(1)?)))?
+            .collect::<rusqlite::Result<Vec<(JobId, String)>>>()?;
+        let ids = rows.iter().map(|(id, _)| *id).collect();
+        let jobs = rows
+            .iter()
+            .filter_map(|(id, data)| match from_json(data) {
+                Ok(job) => Some(job),
+                Err(e) => {
+                    log::error!("job {id}: cannot read its record, leaving it alone: {e}");
+                    None
+                }
+            })
+            .collect();
+        Ok((jobs, ids))
     }
 }
 
@@ -111,7 +128,7 @@ mod tests {
         let mut job = Job::new(
             "holiday".into(),
             crate::api::catalog::tool("ai-image-upscaler").unwrap(),
-            "file",
+            crate::engine::job::Source::File,
         );
         job.inputs.push(InputFile {
             name: "holiday.jpg".into(),

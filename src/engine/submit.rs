@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::job::{InputFile, Job};
+use super::job::{InputFile, Job, Source};
 use crate::api::catalog::{Input, Media, Overrides, Tool, get_path, merge, set_path};
 use crate::api::schema::validate_create;
 
@@ -185,16 +185,18 @@ fn put_input(
 /// `folder`. JSON bodies may reference local files; those are copied into `input_dir` and
 /// added to `inputs` so they are kept with the job.
 pub fn plan(job: &mut Job, input_dir: &Path, defaults: &Overrides) -> Result<Plan, Refusal> {
-    let tool = job.tool();
+    let Some(tool) = job.tool() else {
+        return Err(refuse("unknown_tool", format!("no tool {:?}", job.tool)));
+    };
     if job.inputs.is_empty() {
         return Err(refuse("input_lost", "the job has no input file"));
     }
     let mut body = defaults.body(tool);
     let mut uploads = Vec::new();
-    match job.source.as_str() {
-        "text" => set_text(tool, &mut body, &job.inputs[0].path)?,
-        "json" => json_body(tool, job, &mut body, &mut uploads, input_dir, None)?,
-        "file" => {
+    match job.source {
+        Source::Text => set_text(tool, &mut body, &job.inputs[0].path)?,
+        Source::Json => json_body(tool, job, &mut body, &mut uploads, input_dir, None)?,
+        Source::File => {
             let f = &job.inputs[0];
             let Some(FileRole::Media(media)) = role_of(tool, &f.name) else {
                 return Err(refuse(
@@ -205,7 +207,13 @@ pub fn plan(job: &mut Job, input_dir: &Path, defaults: &Overrides) -> Result<Pla
             let input = tool.input_for(media).expect("role_of found an input");
             put_input(&mut body, &mut uploads, input, &[(0, f, media)]);
         }
-        _ => folder_body(tool, job, &mut body, &mut uploads, input_dir)?,
+        Source::Folder => folder_body(tool, job, &mut body, &mut uploads, input_dir)?,
+        Source::Adopted => {
+            return Err(refuse(
+                "internal_error",
+                "an adopted job has no body to make",
+            ));
+        }
     }
     if body.get("name").is_none() {
         body["name"] = json!(job.name);
@@ -508,7 +516,7 @@ fn asset_pointers(tool: &Tool, body: &Value) -> Vec<(String, &'static [Media])> 
 mod tests {
     use super::*;
 
-    fn job(tool: &str, source: &str, files: &[(&str, &[u8])], dir: &Path) -> Job {
+    fn job(tool: &str, source: Source, files: &[(&str, &[u8])], dir: &Path) -> Job {
         let inputs = files
             .iter()
             .map(|(name, bytes)| {
@@ -532,7 +540,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut j = job(
             "ai-image-upscaler",
-            "file",
+            Source::File,
             &[("holiday.jpg", b"x")],
             d.path(),
         );
@@ -554,7 +562,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut j = job(
             "ai-image-generator",
-            "text",
+            Source::Text,
             &[("cat.txt", b"a cat\n")],
             d.path(),
         );
@@ -564,7 +572,7 @@ mod tests {
         let long = "x".repeat(501);
         let mut j = job(
             "ai-gif-generator",
-            "text",
+            Source::Text,
             &[("g.txt", long.as_bytes())],
             d.path(),
         );
@@ -581,7 +589,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut j = job(
             "face-swap",
-            "folder",
+            Source::Folder,
             &[
                 ("me/face.png", b"i"),
                 ("me/clip.mp4", b"v"),
@@ -595,7 +603,7 @@ mod tests {
         assert_eq!(p.uploads.len(), 2);
         let mut j = job(
             "head-swap",
-            "folder",
+            Source::Folder,
             &[("x/a.png", b"i"), ("x/b.png", b"i")],
             d.path(),
         );
@@ -607,7 +615,7 @@ mod tests {
         );
         let mut j = job(
             "head-swap",
-            "folder",
+            Source::Folder,
             &[("x/head.png", b"i"), ("x/body.png", b"i")],
             d.path(),
         );
@@ -618,7 +626,12 @@ mod tests {
                 .len(),
             2
         );
-        let mut j = job("face-swap", "folder", &[("me/face.png", b"i")], d.path());
+        let mut j = job(
+            "face-swap",
+            Source::Folder,
+            &[("me/face.png", b"i")],
+            d.path(),
+        );
         let e = plan(&mut j, d.path(), &Overrides::default()).unwrap_err();
         assert_eq!(e.code, "missing_input");
         assert!(e.message.contains("video"), "{}", e.message);
@@ -635,7 +648,7 @@ mod tests {
         );
         let mut j = job(
             "ai-image-upscaler",
-            "json",
+            Source::Json,
             &[("b.json", body.as_bytes())],
             d.path(),
         );
@@ -646,7 +659,7 @@ mod tests {
 
         let mut j = job(
             "ai-image-upscaler",
-            "json",
+            Source::Json,
             &[("b.json", b"{not json")],
             d.path(),
         );
@@ -658,7 +671,7 @@ mod tests {
         );
         let mut j = job(
             "ai-image-upscaler",
-            "json",
+            Source::Json,
             &[(
                 "b.json",
                 br#"{"assets": {"image_file_path": "/no/such.png"}}"#,
@@ -672,7 +685,12 @@ mod tests {
             "unreadable_reference"
         );
         let url = br#"{"assets": {"image_file_path": "https://x/y.png"}, "scale_factor": "big"}"#;
-        let mut j = job("ai-image-upscaler", "json", &[("b.json", url)], d.path());
+        let mut j = job(
+            "ai-image-upscaler",
+            Source::Json,
+            &[("b.json", url)],
+            d.path(),
+        );
         let e = plan(&mut j, d.path(), &Overrides::default()).unwrap_err();
         assert_eq!(e.code, "invalid_request");
         assert!(e.message.contains("scale_factor"), "{}", e.message);
@@ -691,7 +709,7 @@ mod tests {
         );
         let mut j = job(
             "ai-image-upscaler",
-            "json",
+            Source::Json,
             &[("b.json", body.as_bytes())],
             d.path(),
         );
@@ -701,7 +719,7 @@ mod tests {
         assert!(e.message.contains("permission denied"), "{}", e.message);
         let mut j = job(
             "ai-image-upscaler",
-            "json",
+            Source::Json,
             &[("b.json", body.as_bytes())],
             d.path(),
         );

@@ -96,12 +96,22 @@ fn attr(a: &Attr) -> FileAttr {
     }
 }
 
-fn errno(e: FsError) -> Errno {
+/// The one place a refused call is logged: with the operation's name, at the error's level.
+fn refused(op: &str, e: FsError) -> Errno {
+    match &e.message {
+        Some(m) => log::log!(e.level, "{op}: {m}"),
+        None => log::debug!("{op}: errno {}", e.errno),
+    }
     Errno::from_i32(e.errno)
 }
 
-fn name(n: &OsStr) -> Result<&str, Errno> {
-    n.to_str().ok_or(Errno::EINVAL)
+fn name(n: &OsStr) -> Result<&str, FsError> {
+    n.to_str().ok_or_else(|| {
+        FsError::refuse(
+            libc::EINVAL,
+            format!("{n:?}: names must be UTF-8 (this drive's names are text)"),
+        )
+    })
 }
 
 fn time(t: TimeOrNow) -> SystemTime {
@@ -137,16 +147,20 @@ impl Filesystem for Fuse {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEntry) {
-        match name(n).and_then(|n| self.drive.lookup(parent.0, n).map_err(errno)) {
+        match name(n).and_then(|n| self.drive.lookup(parent.0, n)) {
             Ok(a) => reply.entry(&a.ttl, &attr(&a), Generation(0)),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(refused("lookup", e)),
         }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.drive.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.drive.getattr(ino.0) {
             Ok(a) => reply.attr(&a.ttl, &attr(&a)),
-            Err(e) => reply.error(errno(e)),
+            Err(e) => reply.error(refused("getattr", e)),
         }
     }
 
@@ -173,7 +187,7 @@ impl Filesystem for Fuse {
             .setattr(ino.0, fh.map(|f| f.0), size, mode, mtime.map(time))
         {
             Ok(a) => reply.attr(&a.ttl, &attr(&a)),
-            Err(e) => reply.error(errno(e)),
+            Err(e) => reply.error(refused("setattr", e)),
         }
     }
 
@@ -187,38 +201,34 @@ impl Filesystem for Fuse {
         reply: ReplyEntry,
     ) {
         let owner = (req.uid(), req.gid());
-        match name(n).and_then(|n| {
-            self.drive
-                .mkdir(parent.0, n, mode & !umask, owner)
-                .map_err(errno)
-        }) {
+        match name(n).and_then(|n| self.drive.mkdir(parent.0, n, mode & !umask, owner)) {
             Ok(a) => reply.entry(&a.ttl, &attr(&a), Generation(0)),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(refused("mkdir", e)),
         }
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
-        match name(n).and_then(|n| self.drive.unlink(parent.0, n).map_err(errno)) {
+        match name(n).and_then(|n| self.drive.unlink(parent.0, n)) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(refused("unlink", e)),
         }
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
         let n = match name(n) {
             Ok(n) => n,
-            Err(e) => return reply.error(e),
+            Err(e) => return reply.error(refused("rmdir", e)),
         };
         match self.drive.rmdir(parent.0, n) {
             Rmdir::Done(Ok(())) => reply.ok(),
-            Rmdir::Done(Err(e)) => reply.error(errno(e)),
+            Rmdir::Done(Err(e)) => reply.error(refused("rmdir", e)),
             // The DELETE runs on the runtime; the reply is sent from there, so no FUSE thread
             // waits on the network.
             Rmdir::Pending(delete) => {
                 self.runtime.spawn(async move {
                     match delete.await {
                         Ok(()) => reply.ok(),
-                        Err(e) => reply.error(errno(e)),
+                        Err(e) => reply.error(refused("rmdir", e)),
                     }
                 });
             }
@@ -236,19 +246,21 @@ impl Filesystem for Fuse {
         reply: ReplyEmpty,
     ) {
         if !(flags - RenameFlags::RENAME_NOREPLACE).is_empty() {
-            log::warn!("rename {n:?}: flags {flags} are not supported");
-            return reply.error(Errno::EINVAL);
+            let e = FsError::refuse(
+                libc::EINVAL,
+                format!("{n:?}: rename flags {flags} are not supported"),
+            );
+            return reply.error(refused("rename", e));
         }
         let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         let result = name(n).and_then(|n| {
             let newname = name(newname)?;
             self.drive
                 .rename(parent.0, n, newparent.0, newname, noreplace)
-                .map_err(errno)
         });
         match result {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(refused("rename", e)),
         }
     }
 
@@ -268,7 +280,7 @@ impl Filesystem for Fuse {
                     None => reply.opened(FileHandle(o.fh), open_flags(o.direct_io)),
                 }
             }
-            Err(e) => reply.error(errno(e)),
+            Err(e) => reply.error(refused("open", e)),
         }
     }
 
@@ -285,7 +297,7 @@ impl Filesystem for Fuse {
     ) {
         match self.drive.read(fh.0, offset, size) {
             Ok(data) => reply.data(&data),
-            Err(e) => reply.error(errno(e)),
+            Err(e) => reply.error(refused("read", e)),
         }
     }
 
@@ -303,7 +315,7 @@ impl Filesystem for Fuse {
     ) {
         match self.drive.write(fh.0, offset, data) {
             Ok(n) => reply.written(n),
-            Err(e) => reply.error(errno(e)),
+            Err(e) => reply.error(refused("write", e)),
         }
     }
 
@@ -329,7 +341,7 @@ impl Filesystem for Fuse {
     ) {
         match self.drive.fsync(fh.0) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(e)),
+            Err(e) => reply.error(refused("fsync", e)),
         }
     }
 
@@ -362,7 +374,7 @@ impl Filesystem for Fuse {
     ) {
         let entries = match self.drive.readdir(ino.0) {
             Ok(e) => e,
-            Err(e) => return reply.error(errno(e)),
+            Err(e) => return reply.error(refused("readdir", e)),
         };
         let dots = [
             (ino.0, FileType::Directory, "."),
@@ -397,7 +409,6 @@ impl Filesystem for Fuse {
         match name(n).and_then(|n| {
             self.drive
                 .create(parent.0, n, mode & !umask, truncate, (req.uid(), req.gid()))
-                .map_err(errno)
         }) {
             Ok((a, o)) => reply.created(
                 &a.ttl,
@@ -406,7 +417,7 @@ impl Filesystem for Fuse {
                 FileHandle(o.fh),
                 open_flags(o.direct_io),
             ),
-            Err(e) => reply.error(e),
+            Err(e) => reply.error(refused("create", e)),
         }
     }
 
@@ -473,6 +484,3 @@ pub fn spawn_invalidator(
         })
         .expect("spawn a thread")
 }
-
-/// How long to wait for in-flight replies at unmount.
-pub const UNMOUNT_GRACE: Duration = Duration::from_secs(2);

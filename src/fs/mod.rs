@@ -2,8 +2,7 @@
 //! `mount`, which wires them to the engine.
 
 pub mod core;
-pub mod fuse;
-pub mod names;
+pub(crate) mod fuse;
 pub mod readme;
 
 use std::path::PathBuf;
@@ -12,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::api::{ApiKey, Client};
+use crate::engine::registry::Registry;
 use crate::engine::{Engine, EngineConfig};
 use core::{Drive, DriveConfig, Hooks};
 
@@ -32,6 +32,7 @@ pub struct MountOptions {
 pub struct Mounted {
     pub drive: Arc<Drive>,
     pub engine: Arc<Engine>,
+    pub registry: Arc<Registry>,
     session: Option<fuser::BackgroundSession>,
     ticker: tokio::task::JoinHandle<()>,
     stopping: Arc<AtomicBool>,
@@ -42,22 +43,40 @@ pub struct Mounted {
 /// Mounts the drive. Must be called within a tokio runtime, whose tasks run the engine.
 pub fn mount(opts: MountOptions) -> Result<Mounted, String> {
     let (uid, gid) = opts.owner.unwrap_or_else(core::current_ids);
-    let drive = Drive::load(DriveConfig {
-        state_dir: opts.state_dir.clone(),
-        defaults: opts.engine.defaults.clone(),
-        settle: opts.settle,
-        uid,
-        gid,
-    })?;
+    let registry = Registry::open(&opts.state_dir)?;
+    let drive = Drive::new(
+        registry.clone(),
+        DriveConfig {
+            defaults: opts.engine.defaults.clone(),
+            settle: opts.settle,
+            uid,
+            gid,
+        },
+    );
     let client = Client::new(&opts.api_url, opts.api_key).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Handle::current();
-    let engine = Engine::new(client, drive.clone(), opts.engine);
+    let engine = Engine::new(client, registry.clone(), opts.engine);
 
+    // Invalidations go to the kernel from a thread of their own, and stop once unmounting
+    // begins.
     let stopping = Arc::new(AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::channel();
-    let tx = std::sync::Mutex::new(tx);
+    let send = {
+        let tx = std::sync::Mutex::new(tx);
+        let quiet = stopping.clone();
+        Arc::new(move |inval| {
+            if !quiet.load(Ordering::Relaxed) {
+                let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send(inval);
+            }
+        })
+    };
+    let to_kernel = send.clone();
+    registry.on_change(move |change| {
+        core::invalidations(change)
+            .into_iter()
+            .for_each(|i| to_kernel(i))
+    });
     let (kick, delete, adopt) = (engine.clone(), engine.clone(), engine.clone());
-    let quiet = stopping.clone();
     drive.set_hooks(Hooks {
         kick: Box::new(move |id| kick.kick(id)),
         delete: Box::new(move |id| {
@@ -65,11 +84,7 @@ pub fn mount(opts: MountOptions) -> Result<Mounted, String> {
             Box::pin(async move { engine.delete(id).await })
         }),
         adopt: Box::new(move |project_id| adopt.adopt(project_id)),
-        invalidate: Box::new(move |inval| {
-            if !quiet.load(Ordering::Relaxed) {
-                let _ = tx.lock().unwrap_or_else(|p| p.into_inner()).send(inval);
-            }
-        }),
+        invalidate: Box::new(move |inval| send(inval)),
     });
 
     // Resume before the mount answers: a create found in flight from the last run is marked
@@ -109,12 +124,13 @@ pub fn mount(opts: MountOptions) -> Result<Mounted, String> {
     log::info!(
         "mounted {} ({} jobs; API {})",
         opts.mountpoint.display(),
-        drive.jobs().len(),
+        registry.len(),
         opts.api_url
     );
     Ok(Mounted {
         drive,
         engine,
+        registry,
         session: Some(session),
         ticker,
         stopping,
@@ -137,7 +153,7 @@ impl Mounted {
 
     fn stop(&mut self) {
         // Creates in flight finish (their outcome is then known); no new one starts.
-        self.drive.stop_creates(Duration::from_secs(20));
+        self.registry.stop_creates(Duration::from_secs(20));
         self.stopping.store(true, Ordering::Relaxed);
         self.ticker.abort();
         if let Some(session) = self.session.take() {

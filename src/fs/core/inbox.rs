@@ -1,5 +1,6 @@
 //! The write side: staging files in the inbox, removing and renaming, and submitting what is
-//! complete as new jobs.
+//! complete as new jobs. Submitting records the job durably, so it runs without the drive's
+//! lock: the file or folder is marked `submitting` meanwhile, so nothing opens or changes it.
 
 use super::*;
 
@@ -15,8 +16,8 @@ impl Drive {
                 }) => (file.clone(), rel.clone()),
                 _ => return Err(FsError::quiet(libc::EBADF)),
             };
-            inner.staged.entry(rel.clone()).or_default().written = true;
-            self.touch_folder(&mut inner, &rel);
+            inner.open.entry(rel.clone()).or_default().written = true;
+            Self::touch_folder(&mut inner, &rel);
             (file, rel)
         };
         file.write_all_at(data, offset)
@@ -35,27 +36,32 @@ impl Drive {
     /// Last close after data was written: a visible, non-empty file of a tool's folder is
     /// complete and is submitted.
     pub fn release(&self, fh: u64) {
-        let mut inner = self.lock();
-        let Some(Handle::Staged {
-            rel, write: true, ..
-        }) = inner.handles.remove(&fh)
-        else {
-            return;
+        let rel = {
+            let mut inner = self.lock();
+            let Some(Handle::Staged {
+                rel, write: true, ..
+            }) = inner.handles.remove(&fh)
+            else {
+                return;
+            };
+            let meta = inner.open.entry(rel.clone()).or_default();
+            meta.writers = meta.writers.saturating_sub(1);
+            if meta.writers > 0 {
+                return;
+            }
+            let written = std::mem::take(&mut meta.written);
+            inner.open.remove(&rel);
+            Self::touch_folder(&mut inner, &rel);
+            if !(written && rel.components().count() == 2) || !inner.submitting.insert(rel.clone())
+            {
+                return;
+            }
+            rel
         };
-        let meta = inner.staged.entry(rel.clone()).or_default();
-        meta.writers = meta.writers.saturating_sub(1);
-        if meta.writers > 0 {
-            return;
-        }
-        let written = std::mem::take(&mut meta.written);
-        inner.staged.remove(&rel);
-        self.touch_folder(&mut inner, &rel);
-        if written && rel.components().count() == 2 {
-            self.submit_file(&mut inner, &rel);
-        }
+        self.submit_file(&rel);
     }
 
-    pub(super) fn touch_folder(&self, inner: &mut Inner, rel: &Path) {
+    pub(super) fn touch_folder(inner: &mut Inner, rel: &Path) {
         if rel.components().count() >= 3 {
             let folder: PathBuf = rel.components().take(2).collect();
             inner.folders.insert(folder, Instant::now());
@@ -65,7 +71,7 @@ impl Drive {
     // ---- creating things ----
 
     /// Checks a name for a tool's folder: scratch names always, otherwise what the tool takes.
-    pub(super) fn check_name(tool: &Tool, dir: &Path, name: &str, in_folder: bool) -> FsResult<()> {
+    fn check_name(tool: &Tool, dir: &Path, name: &str, in_folder: bool) -> FsResult<()> {
         if is_scratch(name) || role_of(tool, name).is_some() {
             return Ok(());
         }
@@ -98,6 +104,9 @@ impl Drive {
         };
         Self::check_name(tool, &dir, name, in_folder)?;
         let rel = dir.join(name);
+        if Self::submitting(&inner, &rel) {
+            return Err(FsError::quiet(libc::EBUSY));
+        }
         let file = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -109,10 +118,10 @@ impl Drive {
         // The staged file belongs to whoever wrote it: local files its JSON names are read
         // only if that user may read them.
         let _ = std::os::unix::fs::fchown(&file, Some(owner.0), Some(owner.1));
-        let ino = Self::ino_of(&mut inner, Node::Staged(rel.clone()));
-        inner.moved.remove(&ino);
-        inner.staged.entry(rel.clone()).or_default().writers += 1;
-        self.touch_folder(&mut inner, &rel);
+        let ino = Self::staged_ino(&mut inner, &rel);
+        Self::remember(&mut inner, ino);
+        inner.open.entry(rel.clone()).or_default().writers += 1;
+        Self::touch_folder(&mut inner, &rel);
         let fh = Self::new_handle(
             &mut inner,
             Handle::Staged {
@@ -122,7 +131,7 @@ impl Drive {
             },
         );
         drop(inner);
-        let attr = self.staged_attr(ino, &self.inbox.join(&rel))?;
+        let attr = self.disk_attr(ino, &self.inbox.join(&rel), None)?;
         Ok((
             attr,
             Opened {
@@ -134,14 +143,13 @@ impl Drive {
     }
 
     /// The refusal for writing where the drive takes nothing.
-    pub(super) fn refuse_write(&self, inner: &Inner, parent: u64, name: &str) -> FsError {
-        let in_jobs = parent == JOBS || matches!(inner.nodes.get(&parent), Some(Node::Job(_)));
-        match parent {
-            ROOT | INBOX => FsError::refuse(
+    fn refuse_write(&self, inner: &Inner, parent: u64, name: &str) -> FsError {
+        match self.node(inner, parent) {
+            Some(Node::Root | Node::Inbox) => FsError::refuse(
                 libc::EPERM,
                 format!("cannot create {name:?} here: only inbox/<tool>/ takes files"),
             ),
-            _ if in_jobs => FsError::refuse(
+            Some(Node::Jobs | Node::Job(_)) => FsError::refuse(
                 libc::EACCES,
                 format!(
                     "cannot create {name:?}: jobs/ is read-only (drop files into inbox/<tool>/)"
@@ -157,17 +165,16 @@ impl Drive {
         match self.staged_dir(&inner, parent) {
             Some((dir, _, false)) => {
                 let rel = dir.join(name);
-                std::fs::create_dir(self.inbox.join(&rel)).map_err(|e| FsError::io(e, "mkdir"))?;
+                let path = self.inbox.join(&rel);
+                std::fs::create_dir(&path).map_err(|e| FsError::io(e, "mkdir"))?;
+                let _ = std::os::unix::fs::chown(&path, Some(owner.0), Some(owner.1));
                 let _ =
-                    std::os::unix::fs::chown(self.inbox.join(&rel), Some(owner.0), Some(owner.1));
-                let _ = std::fs::set_permissions(
-                    self.inbox.join(&rel),
-                    std::fs::Permissions::from_mode(mode & 0o777),
-                );
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o777));
                 inner.folders.insert(rel.clone(), Instant::now());
-                let ino = Self::ino_of(&mut inner, Node::Staged(rel.clone()));
+                let ino = Self::staged_ino(&mut inner, &rel);
+                Self::remember(&mut inner, ino);
                 drop(inner);
-                self.staged_attr(ino, &self.inbox.join(rel))
+                self.disk_attr(ino, &path, None)
             }
             Some((dir, _, true)) => Err(FsError::refuse(
                 libc::EPERM,
@@ -197,18 +204,18 @@ impl Drive {
     ) -> FsResult<Attr> {
         let path = {
             let mut inner = self.lock();
-            match (inner.nodes.get(&ino).cloned(), inner.moved.get(&ino)) {
-                (_, Some(moved)) => {
-                    // A submitted file: `mv`/`cp -p` set times and modes after closing. Harmless.
-                    let moved = moved.clone();
+            match self.node(&inner, ino) {
+                // A submitted file: `mv`/`cp -p` set times and modes after closing. Harmless.
+                Some(Node::Moved(path)) => {
                     drop(inner);
-                    return self.staged_attr(ino, &moved);
+                    return self.disk_attr(ino, &path, None);
                 }
-                (Some(Node::Staged(rel)), _) => {
+                Some(Node::Staged(rel)) if !Self::submitting(&inner, &rel) => {
                     // A change in a folder (even `touch`) restarts its settle interval.
-                    self.touch_folder(&mut inner, &rel);
+                    Self::touch_folder(&mut inner, &rel);
                     self.inbox.join(rel)
                 }
+                Some(Node::Staged(_)) => return Err(FsError::quiet(libc::ENOENT)),
                 _ => {
                     drop(inner);
                     if size.is_some() {
@@ -247,7 +254,7 @@ impl Drive {
                 let _ = f.set_modified(mtime);
             }
         }
-        self.staged_attr(ino, &path)
+        self.disk_attr(ino, &path, None)
     }
 
     // ---- removing and renaming ----
@@ -256,39 +263,47 @@ impl Drive {
         let mut inner = self.lock();
         if let Some((dir, _, _)) = self.staged_dir(&inner, parent) {
             let rel = dir.join(name);
-            std::fs::remove_file(self.inbox.join(&rel)).map_err(|e| FsError::io(e, "unlink"))?;
-            if let Some(ino) = inner.inos.remove(&Node::Staged(rel.clone())) {
-                inner.nodes.remove(&ino);
+            if Self::submitting(&inner, &rel) {
+                return Err(FsError::quiet(libc::ENOENT));
             }
-            self.touch_folder(&mut inner, &rel);
+            std::fs::remove_file(self.inbox.join(&rel)).map_err(|e| FsError::io(e, "unlink"))?;
+            Self::drop_staged(&mut inner, &rel);
+            Self::touch_folder(&mut inner, &rel);
             return Ok(());
         }
-        let Some(Node::Job(id)) = inner.nodes.get(&parent).cloned() else {
+        let Some(Node::Job(id)) = self.node(&inner, parent) else {
             return Err(FsError::refuse(
                 libc::EPERM,
                 format!("cannot remove {name:?} here"),
             ));
         };
-        let job = inner
-            .jobs
-            .get(&id)
-            .cloned()
-            .ok_or(FsError::quiet(libc::ENOENT))?;
         drop(inner);
-        let part = self.job_part(&job, name)?;
+        let layout = self.registry.layout();
+        let (part, path) = self
+            .registry
+            .with_job(id, |job| {
+                let part = job_folder::part_named(job, name);
+                (
+                    part,
+                    part.and_then(|p| job_folder::local_file(layout, job, p)),
+                )
+            })
+            .ok_or(FsError::quiet(libc::ENOENT))?;
         // Removing a file of a job drops the local copy; status and the JSON files stay (they
         // are views of the job, which only rmdir of its folder removes).
-        match part {
-            Part::Output(out) => {
-                let _ = std::fs::remove_file(self.output_dir(id).join(&out));
-                self.update(id, |j| {
-                    if let Some(o) = j.outputs.iter_mut().find(|o| o.name == out) {
+        match (part.ok_or(FsError::quiet(libc::ENOENT))?, path) {
+            (Part::Output(i), path) => {
+                if let Some(path) = path {
+                    let _ = std::fs::remove_file(path);
+                }
+                self.registry.update(id, |j| {
+                    if let Some(o) = j.outputs.get_mut(i) {
                         o.removed = true;
                     }
                 });
             }
-            Part::Input(i) => {
-                let _ = std::fs::remove_file(&job.inputs[i].path);
+            (Part::Input(_), Some(path)) => {
+                let _ = std::fs::remove_file(path);
             }
             _ => {}
         }
@@ -296,12 +311,10 @@ impl Drive {
     }
 
     pub fn rmdir(self: &Arc<Self>, parent: u64, name: &str) -> Rmdir {
-        let inner = self.lock();
         if parent == JOBS {
-            let Some(id) = Self::job_by_name(&inner, name) else {
+            let Some(id) = self.registry.by_name(name) else {
                 return Rmdir::Done(Err(FsError::quiet(libc::ENOENT)));
             };
-            drop(inner);
             let Some(hooks) = self.hooks.get() else {
                 return Rmdir::Done(Err(FsError::refuse(libc::EIO, "the engine is not running")));
             };
@@ -309,16 +322,16 @@ impl Drive {
             let name = name.to_string();
             return Rmdir::Pending(Box::pin(async move {
                 delete.await.map_err(|e| {
-                    let errno = match e {
-                        ApiError::Local(_) => libc::EBUSY,
-                        _ => libc::EIO,
-                    };
-                    FsError::refuse(errno, format!("rmdir jobs/{name}: the job stays: {e}"))
+                    FsError::refuse(e.errno(), format!("rmdir jobs/{name}: the job stays: {e}"))
                 })
             }));
         }
+        let inner = self.lock();
         if let Some((dir, _, false)) = self.staged_dir(&inner, parent) {
             let rel = dir.join(name);
+            if Self::submitting(&inner, &rel) {
+                return Rmdir::Done(Err(FsError::quiet(libc::ENOENT)));
+            }
             drop(inner);
             return Rmdir::Done(
                 std::fs::remove_dir(self.inbox.join(&rel))
@@ -326,9 +339,7 @@ impl Drive {
                     .map(|()| {
                         let mut inner = self.lock();
                         inner.folders.remove(&rel);
-                        if let Some(ino) = inner.inos.remove(&Node::Staged(rel)) {
-                            inner.nodes.remove(&ino);
-                        }
+                        Self::drop_staged(&mut inner, &rel);
                     }),
             );
         }
@@ -348,42 +359,10 @@ impl Drive {
         new_name: &str,
         noreplace: bool,
     ) -> FsResult<()> {
-        let mut inner = self.lock();
         if parent == JOBS && new_parent == JOBS {
-            let id = Self::job_by_name(&inner, name).ok_or(FsError::quiet(libc::ENOENT))?;
-            if name == new_name {
-                return Ok(());
-            }
-            if Self::job_by_name(&inner, new_name).is_some() {
-                return Err(FsError::refuse(
-                    libc::EEXIST,
-                    format!("jobs/{new_name} exists"),
-                ));
-            }
-            if new_name.is_empty() || new_name.starts_with('.') {
-                return Err(FsError::refuse(
-                    libc::EINVAL,
-                    format!("bad job name {new_name:?}"),
-                ));
-            }
-            // Checked and renamed under one lock, so no new job can take the name meanwhile.
-            let job = inner.jobs.get_mut(&id).expect("found above");
-            job.name = new_name.to_string();
-            if let Err(e) = self.store().save(job) {
-                job.name = name.to_string();
-                return Err(FsError::refuse(
-                    libc::EIO,
-                    format!("rename jobs/{name}: {e}"),
-                ));
-            }
-            drop(inner);
-            self.invalidate(Inval::Entry {
-                parent: JOBS,
-                name: name.to_string(),
-            });
-            log::info!("job {name}: renamed to {new_name}");
-            return Ok(());
+            return self.rename_job(name, new_name);
         }
+        let mut inner = self.lock();
         let from = self.staged_dir(&inner, parent);
         let to = self.staged_dir(&inner, new_parent);
         let (Some((from_dir, _, _)), Some((to_dir, tool, in_folder))) = (from, to) else {
@@ -393,6 +372,9 @@ impl Drive {
             ));
         };
         let (src, dst) = (from_dir.join(name), to_dir.join(new_name));
+        if Self::submitting(&inner, &src) || Self::submitting(&inner, &dst) {
+            return Err(FsError::quiet(libc::ENOENT));
+        }
         if noreplace && self.inbox.join(&dst).symlink_metadata().is_ok() {
             return Err(FsError::quiet(libc::EEXIST));
         }
@@ -411,36 +393,35 @@ impl Drive {
         }
         std::fs::rename(self.inbox.join(&src), self.inbox.join(&dst))
             .map_err(|e| FsError::io(e, "rename"))?;
-        // The inode follows the file (and, for a folder, its children follow too).
-        let moves: Vec<(Node, u64)> = inner
+        // The inode follows the file (and, for a folder, its children follow too); a replaced
+        // target's inode is gone.
+        Self::drop_staged(&mut inner, &dst);
+        let moves: Vec<(PathBuf, u64)> = inner
             .inos
             .iter()
-            .filter_map(|(node, ino)| match node {
-                Node::Staged(p) if p.starts_with(&src) => Some((node.clone(), *ino)),
-                _ => None,
-            })
+            .filter(|(p, _)| p.starts_with(&src))
+            .map(|(p, ino)| (p.clone(), *ino))
             .collect();
-        for (node, ino) in moves {
-            let Node::Staged(p) = &node else { continue };
-            let new_path = rebase(p, &src, &dst);
-            inner.inos.remove(&node);
-            if let Some(old) = inner.inos.insert(Node::Staged(new_path.clone()), ino) {
-                inner.nodes.remove(&old);
+        for (p, ino) in moves {
+            let new_path = rebase(&p, &src, &dst);
+            inner.inos.remove(&p);
+            inner.inos.insert(new_path.clone(), ino);
+            if let Some(c) = inner.staged.get_mut(&ino) {
+                c.path = new_path;
             }
-            inner.nodes.insert(ino, Node::Staged(new_path));
         }
         // Open files follow too: their writers and handles now live at the new name, so the
         // last close submits it there (GIO and editors rename before closing).
         let open: Vec<PathBuf> = inner
-            .staged
+            .open
             .keys()
             .filter(|p| p.starts_with(&src))
             .cloned()
             .collect();
         for p in open {
-            let meta = inner.staged.remove(&p).expect("listed");
+            let meta = inner.open.remove(&p).expect("listed");
             // A target still open elsewhere keeps its writers too.
-            let target = inner.staged.entry(rebase(&p, &src, &dst)).or_default();
+            let target = inner.open.entry(rebase(&p, &src, &dst)).or_default();
             target.writers += meta.writers;
             target.written |= meta.written;
         }
@@ -455,147 +436,129 @@ impl Drive {
             inner.folders.remove(&src);
             inner.folders.insert(dst.clone(), Instant::now());
         }
-        self.touch_folder(&mut inner, &src);
-        self.touch_folder(&mut inner, &dst);
+        Self::touch_folder(&mut inner, &src);
+        Self::touch_folder(&mut inner, &dst);
         // A hidden temp name renamed to a visible one is complete (rsync, editors, browsers).
-        let open = inner.staged.get(&dst).is_some_and(|m| m.writers > 0);
-        if !is_dir && !open && dst.components().count() == 2 {
-            self.submit_file(&mut inner, &dst);
+        let open = inner.open.get(&dst).is_some_and(|m| m.writers > 0);
+        if !is_dir && !open && dst.components().count() == 2 && inner.submitting.insert(dst.clone())
+        {
+            drop(inner);
+            self.submit_file(&dst);
         }
         Ok(())
     }
 
+    fn rename_job(&self, name: &str, new_name: &str) -> FsResult<()> {
+        let id = self
+            .registry
+            .by_name(name)
+            .ok_or(FsError::quiet(libc::ENOENT))?;
+        if name == new_name {
+            return Ok(());
+        }
+        if new_name.is_empty() || new_name.starts_with('.') {
+            return Err(FsError::refuse(
+                libc::EINVAL,
+                format!("bad job name {new_name:?}"),
+            ));
+        }
+        use crate::engine::registry::RenameError;
+        self.registry.rename(id, new_name).map_err(|e| match e {
+            RenameError::NotFound => FsError::quiet(libc::ENOENT),
+            RenameError::Exists(_) => FsError::refuse(libc::EEXIST, e.to_string()),
+            RenameError::Store(_) => FsError::refuse(libc::EIO, format!("rename jobs/{name}: {e}")),
+        })
+    }
+
     // ---- submission ----
 
-    /// Records a project found on Magic Hour as a job named after its id, and starts polling it.
-    pub fn adopt_project(&self, tool: &'static Tool, project_id: &str) -> Option<JobId> {
-        let mut inner = self.lock();
-        if inner
-            .jobs
-            .values()
-            .any(|j| j.project_id.as_deref() == Some(project_id))
-        {
-            return None;
-        }
-        let name = job_name(project_id, |n| inner.jobs.values().any(|j| j.name == n));
-        let mut job = Job::new(name, tool, "adopted");
-        job.stage = Stage::Created;
-        job.status = JobStatus::Queued;
-        job.project_id = Some(project_id.to_string());
-        if let Err(e) = self.store().insert(&mut job) {
-            log::error!("adopting {project_id}: {e}");
-            return None;
-        }
-        let id = job.id;
-        log::info!(
-            "jobs/{}: adopted {} project {project_id}",
-            job.name,
-            tool.slug
-        );
-        inner.jobs.insert(id, job);
-        drop(inner);
-        self.kick(id);
-        Some(id)
+    /// Moves a complete inbox file (marked `submitting` by the caller) into a new job and
+    /// starts it. Empty files and scratch names stay in the inbox.
+    fn submit_file(&self, rel: &Path) {
+        let job = self.make_file_job(rel);
+        self.take_in(rel, job, true);
     }
 
-    pub(super) fn new_job(
-        &self,
-        inner: &mut Inner,
-        tool: &'static Tool,
-        name: &str,
-        source: &str,
-        path: &Path,
-    ) -> Result<Job, String> {
+    fn make_file_job(&self, rel: &Path) -> Option<Job> {
         use std::os::unix::fs::MetadataExt;
-        let owner = std::fs::metadata(path).ok().map(|m| (m.uid(), m.gid()));
-        let job_name = job_name(name, |n| inner.jobs.values().any(|j| j.name == n));
-        let mut job = Job::new(job_name, tool, source);
-        job.owner = owner;
-        let store = self.store();
-        store.insert(&mut job).map_err(|e| e.to_string())?;
-        Ok(job)
-    }
-
-    /// Moves a complete inbox file into a new job and starts it. Empty files and scratch names
-    /// stay in the inbox.
-    pub(super) fn submit_file(&self, inner: &mut Inner, rel: &Path) {
-        let name = rel
-            .file_name()
-            .map(|n| n.to_string_lossy().to_string())
-            .unwrap_or_default();
+        let name = rel.file_name()?.to_string_lossy().to_string();
         let path = self.inbox.join(rel);
-        let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-        if is_scratch(&name) || size == 0 {
-            return;
+        let meta = std::fs::metadata(&path).ok()?;
+        if is_scratch(&name) || meta.len() == 0 {
+            return None;
         }
-        let Some(tool) = tool_of_rel(rel) else {
-            return;
+        let tool = tool_of_rel(rel)?;
+        let source = match role_of(tool, &name)? {
+            FileRole::Text => Source::Text,
+            FileRole::Json => Source::Json,
+            FileRole::Media(_) => Source::File,
         };
-        let source = match role_of(tool, &name) {
-            Some(FileRole::Text) => "text",
-            Some(FileRole::Json) => "json",
-            Some(FileRole::Media(_)) => "file",
-            None => return,
-        };
-        let mut job = match self.new_job(inner, tool, &name, source, &path) {
+        let owner = Some((meta.uid(), meta.gid()));
+        let mut job = match self.registry.record(&name, tool, source, owner) {
             Ok(j) => j,
             Err(e) => {
                 log::error!("inbox/{}: cannot record the job: {e}", rel.display());
-                return;
+                return None;
             }
         };
-        let input_dir = self.input_dir(job.id);
+        let input_dir = self.registry.layout().input_dir(job.id);
         let kept = input_dir.join(&name);
         if let Err(e) =
             std::fs::create_dir_all(&input_dir).and_then(|()| std::fs::rename(&path, &kept))
         {
             log::error!("inbox/{}: cannot move into the job: {e}", rel.display());
-            let _ = self.store().delete(job.id);
-            return;
+            self.registry.discard(&job);
+            return None;
         }
         job.inputs.push(InputFile {
-            name: name.clone(),
-            path: kept.clone(),
+            name,
+            path: kept,
             remote: None,
         });
-        self.take_in(inner, job, rel, Some(kept));
+        Some(job)
     }
 
-    /// Records a new job in memory, forgets its inbox entry, and starts it.
-    pub(super) fn take_in(&self, inner: &mut Inner, job: Job, rel: &Path, kept: Option<PathBuf>) {
-        if let Err(e) = self
-            .store
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .save(&job)
-        {
-            log::error!("job {}: {e}", job.name);
-        }
+    /// Ends a submission: shows the new job (if one was made), forgets the inbox entries, and
+    /// starts the job. `file`: a single file, whose old inode keeps pointing at the job's copy.
+    fn take_in(&self, rel: &Path, job: Option<Job>, file: bool) {
+        let parent_ino = {
+            let mut inner = self.lock();
+            inner.submitting.remove(rel);
+            let Some(job) = &job else { return };
+            let gone: Vec<PathBuf> = inner
+                .inos
+                .keys()
+                .filter(|p| p.starts_with(rel))
+                .cloned()
+                .collect();
+            for p in gone {
+                if let Some((ino, lookups)) = Self::drop_staged(&mut inner, &p)
+                    && file
+                    && lookups > 0
+                {
+                    let path = job.inputs[0].path.clone();
+                    inner.moved.insert(ino, Counted { path, lookups });
+                }
+            }
+            let parent = rel.parent().unwrap_or(Path::new(""));
+            match parent.components().count() {
+                1 => tool_index(&parent.to_string_lossy()).map(tool_ino),
+                _ => inner.inos.get(parent).copied(),
+            }
+        };
+        let Some(job) = job else { return };
         log::info!(
             "inbox/{}: submitted as jobs/{} ({})",
             rel.display(),
             job.name,
             job.tool
         );
-        if let Some(ino) = inner.inos.remove(&Node::Staged(rel.to_path_buf())) {
-            inner.nodes.remove(&ino);
-            if let Some(kept) = kept {
-                inner.moved.insert(ino, kept);
-            }
-        }
         let id = job.id;
-        inner.jobs.insert(id, job);
-        let (parent, name) = (
-            rel.parent().unwrap_or(Path::new("")),
-            rel.file_name().unwrap_or_default(),
-        );
-        let parent_ino = match parent.components().count() {
-            1 => tool_index(&parent.to_string_lossy()).map(tool_ino),
-            _ => inner.inos.get(&Node::Staged(parent.to_path_buf())).copied(),
-        };
-        if let Some(parent_ino) = parent_ino {
+        self.registry.publish(job);
+        if let Some(parent) = parent_ino {
+            let name = rel.file_name().unwrap_or_default();
             self.invalidate(Inval::Entry {
-                parent: parent_ino,
+                parent,
                 name: name.to_string_lossy().to_string(),
             });
         }
@@ -603,88 +566,91 @@ impl Drive {
     }
 
     /// Submits inbox folders that are complete, closed and quiet for the settle interval.
-    /// Called about twice a second by a timer task.
+    /// Called a few times a second by a timer task. Folders are read without the lock.
     pub fn tick(&self) {
-        let mut inner = self.lock();
-        let due: Vec<PathBuf> = inner
-            .folders
-            .iter()
-            .filter(|(_, changed)| changed.elapsed() >= self.cfg.settle)
-            .map(|(rel, _)| rel.clone())
-            .collect();
-        for rel in due {
-            if inner
-                .staged
+        let due: Vec<PathBuf> = {
+            let mut inner = self.lock();
+            let settle = self.cfg.settle;
+            let quiet: Vec<PathBuf> = inner
+                .folders
                 .iter()
-                .any(|(p, m)| p.starts_with(&rel) && m.writers > 0)
-            {
-                continue;
-            }
-            let folder_name = rel
-                .file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default();
-            let path = self.inbox.join(&rel);
-            if is_scratch(&folder_name) || !path.is_dir() {
-                if !path.is_dir() {
-                    inner.folders.remove(&rel);
-                }
-                continue;
-            }
-            let Some(tool) = tool_of_rel(&rel) else {
-                continue;
-            };
-            let names: Vec<String> = std::fs::read_dir(&path)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-                .map(|e| e.file_name().to_string_lossy().to_string())
-                .filter(|n| !is_scratch(n))
-                .filter(|n| std::fs::metadata(path.join(n)).is_ok_and(|m| m.len() > 0))
+                .filter(|(_, changed)| changed.elapsed() >= settle)
+                .map(|(rel, _)| rel.clone())
                 .collect();
-            if names.is_empty() || !folder_ready(tool, &names) {
-                continue;
-            }
-            inner.folders.remove(&rel);
-            let mut job = match self.new_job(&mut inner, tool, &folder_name, "folder", &path) {
-                Ok(j) => j,
-                Err(e) => {
-                    log::error!("inbox/{}: cannot record the job: {e}", rel.display());
-                    continue;
-                }
-            };
-            let input_dir = self.input_dir(job.id);
-            if let Err(e) = std::fs::create_dir_all(self.job_dir(job.id))
-                .and_then(|()| std::fs::rename(&path, &input_dir))
-            {
-                log::error!("inbox/{}: cannot move into the job: {e}", rel.display());
-                let _ = self.store().delete(job.id);
-                continue;
-            }
-            let mut sorted = names;
-            sorted.sort();
-            job.inputs = sorted
-                .into_iter()
-                .map(|n| InputFile {
-                    name: format!("{folder_name}/{n}"),
-                    path: input_dir.join(&n),
-                    remote: None,
-                })
-                .collect();
-            // Forget the folder's children too.
-            let children: Vec<Node> = inner
-                .inos
-                .keys()
-                .filter(|n| matches!(n, Node::Staged(p) if p.starts_with(&rel) && p != &rel))
-                .cloned()
-                .collect();
-            for node in children {
-                if let Some(ino) = inner.inos.remove(&node) {
-                    inner.nodes.remove(&ino);
+            let mut due = Vec::new();
+            for rel in quiet {
+                let open = inner.open.keys().any(|p| p.starts_with(&rel));
+                if !open && inner.submitting.insert(rel.clone()) {
+                    due.push(rel);
                 }
             }
-            self.take_in(&mut inner, job, &rel, None);
+            due
+        };
+        for rel in due {
+            let job = self.make_folder_job(&rel);
+            let made = job.is_some();
+            if made {
+                self.lock().folders.remove(&rel);
+            }
+            self.take_in(&rel, job, false);
         }
+    }
+
+    /// The job of an inbox folder, if it is ready: every required input there, nothing open
+    /// (checked by the caller), and not a scratch name. A folder gone is forgotten.
+    fn make_folder_job(&self, rel: &Path) -> Option<Job> {
+        use std::os::unix::fs::MetadataExt;
+        let folder_name = rel.file_name()?.to_string_lossy().to_string();
+        let path = self.inbox.join(rel);
+        let Some(meta) = std::fs::metadata(&path).ok().filter(|m| m.is_dir()) else {
+            self.lock().folders.remove(rel);
+            return None;
+        };
+        if is_scratch(&folder_name) {
+            return None;
+        }
+        let tool = tool_of_rel(rel)?;
+        let mut names: Vec<String> = std::fs::read_dir(&path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| !is_scratch(n))
+            .filter(|n| std::fs::metadata(path.join(n)).is_ok_and(|m| m.len() > 0))
+            .collect();
+        if names.is_empty() || !folder_ready(tool, &names) {
+            return None;
+        }
+        let owner = Some((meta.uid(), meta.gid()));
+        let mut job = match self
+            .registry
+            .record(&folder_name, tool, Source::Folder, owner)
+        {
+            Ok(j) => j,
+            Err(e) => {
+                log::error!("inbox/{}: cannot record the job: {e}", rel.display());
+                return None;
+            }
+        };
+        let layout = self.registry.layout();
+        let input_dir = layout.input_dir(job.id);
+        if let Err(e) = std::fs::create_dir_all(layout.job_dir(job.id))
+            .and_then(|()| std::fs::rename(&path, &input_dir))
+        {
+            log::error!("inbox/{}: cannot move into the job: {e}", rel.display());
+            self.registry.discard(&job);
+            return None;
+        }
+        names.sort();
+        job.inputs = names
+            .into_iter()
+            .map(|n| InputFile {
+                name: format!("{folder_name}/{n}"),
+                path: input_dir.join(&n),
+                remote: None,
+            })
+            .collect();
+        Some(job)
     }
 }

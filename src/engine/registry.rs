@@ -1,0 +1,655 @@
+//! The one registry of jobs: what exists (in memory, indexed by id, name and project id) and
+//! what is durable (the SQLite store), with every step the engine records.
+//!
+//! Two locks, always taken in this order: `store` (held across a durable write, so writes land
+//! in the order of the changes) then `jobs` (held only to read or change memory). A reader
+//! (`stat`, `readdir`, `read` in the file system) takes `jobs` alone, so it never waits for a
+//! commit. A change is in memory a moment before it is on disk; every step that leads to a
+//! network call returns only once it is on disk.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::api::catalog::{TOOLS, Tool};
+
+use super::job::{InputFile, Job, JobId, JobStatus, Source, Stage};
+use super::layout::Layout;
+use super::names::{is_scratch, job_name};
+use super::store::Store;
+
+/// What changed, for whoever shows the jobs (the file system turns it into invalidations).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Added { id: JobId, name: String },
+    Updated(JobId),
+    Renamed { id: JobId, from: String },
+    Removed { id: JobId, name: String },
+}
+
+#[derive(Default)]
+struct Jobs {
+    by_id: BTreeMap<JobId, Job>,
+    by_name: HashMap<String, JobId>,
+    by_project: HashMap<String, JobId>,
+    /// Names of jobs being recorded, not shown yet: no other job may take them.
+    reserved: HashSet<String>,
+    /// Jobs being deleted: they must not start their create.
+    deleting: HashSet<JobId>,
+}
+
+impl Jobs {
+    fn taken(&self, name: &str) -> bool {
+        self.by_name.contains_key(name) || self.reserved.contains(name)
+    }
+
+    fn insert(&mut self, job: Job) {
+        self.by_name.insert(job.name.clone(), job.id);
+        if let Some(pid) = &job.project_id {
+            self.by_project.insert(pid.clone(), job.id);
+        }
+        self.by_id.insert(job.id, job);
+    }
+}
+
+/// Why a job cannot be renamed.
+#[derive(Debug, thiserror::Error)]
+pub enum RenameError {
+    #[error("no such job")]
+    NotFound,
+    #[error("jobs/{0} exists")]
+    Exists(String),
+    #[error("{0}")]
+    Store(String),
+}
+
+pub struct Registry {
+    layout: Layout,
+    store: Mutex<Store>,
+    jobs: RwLock<Jobs>,
+    listener: OnceLock<Box<dyn Fn(&Change) + Send + Sync>>,
+    /// Set when unmounting begins: no new create call starts.
+    stopping: AtomicBool,
+    /// Held for the life of the registry: one mount per state directory, or jobs would run
+    /// twice.
+    _lock: File,
+}
+
+impl Registry {
+    /// Opens (or creates) the state directory, takes its lock, loads every job and mends what
+    /// a crash may have left half-done.
+    pub fn open(state_dir: &Path) -> Result<Arc<Registry>, String> {
+        let layout = Layout::new(state_dir);
+        for t in TOOLS {
+            std::fs::create_dir_all(layout.inbox().join(t.slug))
+                .map_err(|e| format!("cannot create {}: {e}", layout.inbox().display()))?;
+        }
+        std::fs::create_dir_all(layout.jobs())
+            .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+        let lock = lock_state_dir(&layout)?;
+        let store = Store::open(&layout.db()).map_err(|e| e.to_string())?;
+        let (mut loaded, ids) = store.load().map_err(|e| e.to_string())?;
+        recover(&layout, &store, &mut loaded, &ids);
+        let mut jobs = Jobs::default();
+        for job in loaded {
+            jobs.insert(job);
+        }
+        Ok(Arc::new(Registry {
+            layout,
+            store: Mutex::new(store),
+            jobs: RwLock::new(jobs),
+            listener: OnceLock::new(),
+            stopping: AtomicBool::new(false),
+            _lock: lock,
+        }))
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Sets who hears of changes (once).
+    pub fn on_change(&self, f: impl Fn(&Change) + Send + Sync + 'static) {
+        let _ = self.listener.set(Box::new(f));
+    }
+
+    fn changed(&self, change: Change) {
+        if let Some(f) = self.listener.get() {
+            f(&change);
+        }
+    }
+
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Jobs> {
+        self.jobs.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Jobs> {
+        self.jobs.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    // ---- reading ----
+
+    pub fn len(&self) -> usize {
+        self.read().by_id.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn jobs(&self) -> Vec<Job> {
+        self.read().by_id.values().cloned().collect()
+    }
+
+    pub fn job(&self, id: JobId) -> Option<Job> {
+        self.read().by_id.get(&id).cloned()
+    }
+
+    /// Reads a job in place, without copying it.
+    pub fn with_job<R>(&self, id: JobId, f: impl FnOnce(&Job) -> R) -> Option<R> {
+        self.read().by_id.get(&id).map(f)
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<JobId> {
+        self.read().by_name.get(name).copied()
+    }
+
+    pub fn by_project(&self, project_id: &str) -> Option<JobId> {
+        self.read().by_project.get(project_id).copied()
+    }
+
+    /// Every job's id and name, in id order.
+    pub fn names(&self) -> Vec<(JobId, String)> {
+        self.read()
+            .by_id
+            .values()
+            .map(|j| (j.id, j.name.clone()))
+            .collect()
+    }
+
+    // ---- changing ----
+
+    /// Changes a job, saves it, and tells the listener.
+    pub fn update(&self, id: JobId, f: impl FnOnce(&mut Job)) -> Option<Job> {
+        let store = self.store();
+        let job = {
+            let mut jobs = self.write();
+            let job = jobs.by_id.get_mut(&id)?;
+            let project = job.project_id.clone();
+            f(job);
+            job.updated = SystemTime::now();
+            let job = job.clone();
+            if job.project_id != project
+                && let Some(pid) = &job.project_id
+            {
+                jobs.by_project.insert(pid.clone(), id);
+            }
+            job
+        };
+        if let Err(e) = store.save(&job) {
+            log::error!("job {}: {e}", job.name);
+        }
+        drop(store);
+        self.changed(Change::Updated(id));
+        Some(job)
+    }
+
+    /// Records a new job durably, under a unique name made from `hint`, but does not show it
+    /// yet: the caller moves its inputs in, then `publish`es it (or `discard`s it).
+    pub fn record(
+        &self,
+        hint: &str,
+        tool: &'static Tool,
+        source: Source,
+        owner: Option<(u32, u32)>,
+    ) -> Result<Job, String> {
+        let store = self.store();
+        let name = {
+            let mut jobs = self.write();
+            let name = job_name(hint, |n| jobs.taken(n));
+            jobs.reserved.insert(name.clone());
+            name
+        };
+        let mut job = Job::new(name, tool, source);
+        job.owner = owner;
+        if let Err(e) = store.insert(&mut job) {
+            self.write().reserved.remove(&job.name);
+            return Err(e.to_string());
+        }
+        Ok(job)
+    }
+
+    /// Saves a recorded job (with its inputs) and shows it.
+    pub fn publish(&self, job: Job) {
+        let store = self.store();
+        if let Err(e) = store.save(&job) {
+            log::error!("job {}: {e}", job.name);
+        }
+        let (id, name) = (job.id, job.name.clone());
+        {
+            let mut jobs = self.write();
+            jobs.reserved.remove(&name);
+            jobs.insert(job);
+        }
+        drop(store);
+        self.changed(Change::Added { id, name });
+    }
+
+    /// Forgets a recorded job whose inputs could not be moved in.
+    pub fn discard(&self, job: &Job) {
+        let store = self.store();
+        if let Err(e) = store.delete(job.id) {
+            log::error!("job {}: {e}", job.name);
+        }
+        self.write().reserved.remove(&job.name);
+    }
+
+    /// Records a project found on Magic Hour as a job named after its id. `None` if it is
+    /// already a job (or cannot be recorded).
+    pub fn adopt(&self, tool: &'static Tool, project_id: &str) -> Option<JobId> {
+        let store = self.store();
+        let name = {
+            let jobs = self.read();
+            if jobs.by_project.contains_key(project_id) {
+                return None;
+            }
+            job_name(project_id, |n| jobs.taken(n))
+        };
+        let mut job = Job::new(name, tool, Source::Adopted);
+        job.stage = Stage::Created;
+        job.status = JobStatus::Queued;
+        job.project_id = Some(project_id.to_string());
+        if let Err(e) = store.insert(&mut job) {
+            log::error!("adopting {project_id}: {e}");
+            return None;
+        }
+        let (id, name) = (job.id, job.name.clone());
+        self.write().insert(job);
+        drop(store);
+        log::info!("jobs/{name}: adopted {} project {project_id}", tool.slug);
+        self.changed(Change::Added { id, name });
+        Some(id)
+    }
+
+    /// Renames a job (`mv jobs/a jobs/b`), checked and saved under the store's lock so no
+    /// other job can take the name meanwhile.
+    pub fn rename(&self, id: JobId, new_name: &str) -> Result<(), RenameError> {
+        let store = self.store();
+        let (job, from) = {
+            let mut jobs = self.write();
+            if jobs.taken(new_name) {
+                return Err(RenameError::Exists(new_name.to_string()));
+            }
+            let job = jobs.by_id.get_mut(&id).ok_or(RenameError::NotFound)?;
+            let from = std::mem::replace(&mut job.name, new_name.to_string());
+            let job = job.clone();
+            jobs.by_name.remove(&from);
+            jobs.by_name.insert(new_name.to_string(), id);
+            (job, from)
+        };
+        if let Err(e) = store.save(&job) {
+            let mut jobs = self.write();
+            jobs.by_name.remove(new_name);
+            jobs.by_name.insert(from.clone(), id);
+            if let Some(j) = jobs.by_id.get_mut(&id) {
+                j.name = from;
+            }
+            return Err(RenameError::Store(e.to_string()));
+        }
+        drop(store);
+        log::info!("job {from}: renamed to {new_name}");
+        self.changed(Change::Renamed { id, from });
+        Ok(())
+    }
+
+    /// The step before a create call: records the body and `Creating`, durably, unless the job
+    /// is being deleted or the drive is stopping. `false`: do not send the create.
+    pub fn begin_create(&self, id: JobId, body: serde_json::Value) -> bool {
+        let store = self.store();
+        let (job, before) = {
+            let mut jobs = self.write();
+            if jobs.deleting.contains(&id) || self.stopping.load(Ordering::SeqCst) {
+                return false;
+            }
+            let Some(job) = jobs.by_id.get_mut(&id) else {
+                return false;
+            };
+            let before = job.clone();
+            job.request = Some(body);
+            job.stage = Stage::Creating;
+            job.status = JobStatus::Submitting;
+            job.updated = SystemTime::now();
+            (job.clone(), before)
+        };
+        if let Err(e) = store.save(&job) {
+            log::error!(
+                "job {}: cannot record the create step, not sending it: {e}",
+                job.name
+            );
+            if let Some(j) = self.write().by_id.get_mut(&id) {
+                *j = before;
+            }
+            return false;
+        }
+        drop(store);
+        self.changed(Change::Updated(id));
+        true
+    }
+
+    /// Unmounting begins: no create starts from now on, and the ones in flight get `limit` to
+    /// finish, so a clean stop never leaves a create's outcome unknown.
+    pub fn stop_creates(&self, limit: Duration) {
+        {
+            // Under the store's lock, so no begin_create is between its check and its save.
+            let _store = self.store();
+            self.stopping.store(true, Ordering::SeqCst);
+        }
+        let deadline = Instant::now() + limit;
+        while self
+            .read()
+            .by_id
+            .values()
+            .any(|j| j.stage == Stage::Creating)
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Marks a job as being deleted, so it will not start a create. Refused (`None`) while a
+    /// create is in flight: its outcome decides whether there is a project to delete.
+    pub fn begin_delete(&self, id: JobId) -> Option<Stage> {
+        let mut jobs = self.write();
+        let stage = jobs.by_id.get(&id)?.stage;
+        if stage == Stage::Creating {
+            return None;
+        }
+        jobs.deleting.insert(id);
+        Some(stage)
+    }
+
+    pub fn end_delete(&self, id: JobId) {
+        self.write().deleting.remove(&id);
+    }
+
+    /// Forgets a deleted job and its local data.
+    pub fn remove(&self, id: JobId) {
+        let store = self.store();
+        if let Err(e) = store.delete(id) {
+            log::error!("job {id}: {e}");
+        }
+        let removed = {
+            let mut jobs = self.write();
+            let removed = jobs.by_id.remove(&id);
+            if let Some(job) = &removed {
+                jobs.by_name.remove(&job.name);
+                if let Some(pid) = &job.project_id {
+                    jobs.by_project.remove(pid);
+                }
+            }
+            removed
+        };
+        drop(store);
+        if let Some(job) = removed {
+            let _ = std::fs::remove_dir_all(self.layout.job_dir(id));
+            log::info!("job {}: deleted", job.name);
+            self.changed(Change::Removed { id, name: job.name });
+        }
+    }
+}
+
+/// Takes the state directory's lock, or says that another mount holds it.
+fn lock_state_dir(layout: &Layout) -> Result<File, String> {
+    let path = layout.lock();
+    let file = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "the state directory {} is in use by another mhfs mount (one mount per state \
+             directory; give this one --state-dir)",
+            layout.root().display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
+}
+
+/// Mends what a crash or an older mhfs can leave: a job recorded before its input was moved
+/// in (its inputs are found again in its folder, or it fails saying where the file is), a job
+/// of a tool this mhfs does not know (failed, saying so), and job folders whose job was
+/// deleted. `ids` are every row of the store, readable or not: a folder is removed only when
+/// its job is truly gone.
+fn recover(layout: &Layout, store: &Store, jobs: &mut [Job], ids: &HashSet<JobId>) {
+    for job in jobs.iter_mut() {
+        let mut changed = false;
+        if job.stage == Stage::Staged && job.inputs.is_empty() {
+            find_inputs(layout, job);
+            changed = true;
+        }
+        if job.tool().is_none() && job.is_active() {
+            job.fail(
+                Stage::Failed,
+                "unknown_tool",
+                &format!(
+                    "this mhfs does not know the tool {:?} (made by another version); the job \
+                     is kept but not followed",
+                    job.tool
+                ),
+            );
+            changed = true;
+        }
+        if changed && let Err(e) = store.save(job) {
+            log::error!("job {}: {e}", job.name);
+        }
+    }
+    for entry in std::fs::read_dir(layout.jobs())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let known = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<JobId>().ok())
+            .is_some_and(|id| ids.contains(&id));
+        if !known {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// A job recorded but stopped before its inputs were saved with it: they are whatever its
+/// input folder holds.
+fn find_inputs(layout: &Layout, job: &mut Job) {
+    let dir = layout.input_dir(job.id);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.metadata().is_ok_and(|m| m.is_file() && m.len() > 0))
+        .filter(|p| !is_scratch(&p.file_name().unwrap_or_default().to_string_lossy()))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        job.fail(
+            Stage::Failed,
+            "input_lost",
+            "mhfs stopped while taking this file; it is still in the inbox (or gone if it was \
+             being written): copy it in again",
+        );
+        return;
+    }
+    let folder = job.source == Source::Folder;
+    job.inputs = files
+        .into_iter()
+        .map(|path| {
+            let file = path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            let name = if folder {
+                format!("{}/{file}", job.name)
+            } else {
+                file
+            };
+            InputFile {
+                name,
+                path,
+                remote: None,
+            }
+        })
+        .collect();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::catalog::tool;
+
+    #[test]
+    fn names_are_unique_across_recorded_and_shown_jobs() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Registry::open(dir.path()).unwrap();
+        let t = tool("ai-image-upscaler").unwrap();
+        let a = r.record("holiday.jpg", t, Source::File, None).unwrap();
+        // Not shown yet, but its name is taken.
+        assert_eq!(r.by_name("holiday"), None);
+        let b = r.record("holiday.png", t, Source::File, None).unwrap();
+        assert_eq!((a.name.as_str(), b.name.as_str()), ("holiday", "holiday-2"));
+        r.publish(a);
+        r.discard(&b);
+        assert!(r.by_name("holiday").is_some());
+        let c = r.record("holiday.png", t, Source::File, None).unwrap();
+        assert_eq!(c.name, "holiday-2");
+    }
+
+    #[test]
+    fn indexes_follow_renames_adoption_and_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Registry::open(dir.path()).unwrap();
+        let t = tool("ai-image-generator").unwrap();
+        let job = r.record("cat.txt", t, Source::Text, None).unwrap();
+        let id = job.id;
+        r.publish(job);
+        r.rename(id, "kitten").unwrap();
+        assert_eq!(r.by_name("kitten"), Some(id));
+        assert_eq!(r.by_name("cat"), None);
+        assert!(matches!(
+            r.rename(id, "kitten"),
+            Err(RenameError::Exists(_))
+        ));
+        r.update(id, |j| j.project_id = Some("cproj1".into()));
+        assert_eq!(r.by_project("cproj1"), Some(id));
+        assert_eq!(r.adopt(t, "cproj1"), None, "already a job");
+        let adopted = r.adopt(t, "cproj2").unwrap();
+        assert_eq!(r.job(adopted).unwrap().name, "cproj2");
+        r.remove(id);
+        assert_eq!(r.by_project("cproj1"), None);
+        assert_eq!(r.by_name("kitten"), None);
+        assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_state_dir_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _r = Registry::open(dir.path()).unwrap();
+        let err = Registry::open(dir.path()).err().unwrap();
+        assert!(err.contains("in use by another mhfs mount"), "{err}");
+    }
+
+    #[test]
+    fn a_job_of_an_unknown_tool_fails_when_loaded_and_nothing_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let r = Registry::open(dir.path()).unwrap();
+            let job = r
+                .record(
+                    "x.jpg",
+                    tool("photo-colorizer").unwrap(),
+                    Source::File,
+                    None,
+                )
+                .unwrap();
+            let id = job.id;
+            r.publish(job);
+            r.update(id, |j| {
+                j.tool = "retired-tool".into();
+                j.stage = Stage::Created;
+                j.project_id = Some("cgone".into());
+            });
+            id
+        };
+        // A row that is not a job at all is skipped, and its folder is kept.
+        {
+            let conn = rusqlite::Connection::open(dir.path().join("jobs.db")).unwrap();
+            conn.execute(
+                "INSERT INTO jobs (name, data) VALUES ('garbled', 'not json')",
+                [],
+            )
+            .unwrap();
+            let garbled: i64 = conn.last_insert_rowid();
+            std::fs::create_dir_all(dir.path().join("jobs").join(garbled.to_string())).unwrap();
+        }
+        let r = Registry::open(dir.path()).unwrap();
+        let job = r.job(id).unwrap();
+        assert_eq!(job.status, JobStatus::Error);
+        assert!(job.error.as_ref().unwrap().starts_with("unknown_tool:"));
+        assert!(!job.is_active());
+        assert_eq!(r.len(), 1);
+        assert!(dir.path().join(format!("jobs/{}", id + 1)).exists());
+    }
+
+    #[test]
+    fn changes_reach_the_listener() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Registry::open(dir.path()).unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        r.on_change(move |c| s.lock().unwrap().push(c.clone()));
+        let job = r
+            .record(
+                "a.png",
+                tool("photo-colorizer").unwrap(),
+                Source::File,
+                None,
+            )
+            .unwrap();
+        let id = job.id;
+        r.publish(job);
+        r.update(id, |j| j.status = JobStatus::Queued);
+        r.rename(id, "b").unwrap();
+        r.remove(id);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [
+                Change::Added {
+                    id,
+                    name: "a".into()
+                },
+                Change::Updated(id),
+                Change::Renamed {
+                    id,
+                    from: "a".into()
+                },
+                Change::Removed {
+                    id,
+                    name: "b".into()
+                },
+            ]
+        );
+    }
+}

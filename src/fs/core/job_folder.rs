@@ -1,0 +1,192 @@
+//! What a job's folder shows, and the inode numbers of its entries.
+//!
+//! Job inodes are computed, not stored: `JOB_BASE + id * SLOTS + slot`. Job ids are never
+//! reused (the store's AUTOINCREMENT), so a number always means the same entry, costs no
+//! memory, and stays the same across remounts.
+
+use std::path::PathBuf;
+
+use crate::engine::job::{Job, JobId};
+use crate::engine::layout::Layout;
+
+/// First job inode; everything below is the fixed tree or the inbox's table.
+pub const JOB_BASE: u64 = 1 << 40;
+const SLOTS: u64 = 1 << 12;
+const OUTPUT_SLOT: u64 = 16;
+const INPUT_SLOT: u64 = 2048;
+
+/// The entries of a job folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Part {
+    Status,
+    JobJson,
+    Request,
+    Error,
+    /// The job's `outputs[i]`.
+    Output(usize),
+    /// The job's `inputs[i]`, shown when the job failed.
+    Input(usize),
+}
+
+impl Part {
+    fn slot(self) -> Option<u64> {
+        Some(match self {
+            Part::Status => 1,
+            Part::JobJson => 2,
+            Part::Request => 3,
+            Part::Error => 4,
+            Part::Output(i) => OUTPUT_SLOT.checked_add(i as u64)?,
+            Part::Input(i) => INPUT_SLOT.checked_add(i as u64)?,
+        })
+        .filter(|&s| match self {
+            Part::Output(_) => s < INPUT_SLOT,
+            _ => s < SLOTS,
+        })
+    }
+
+    fn from_slot(slot: u64) -> Option<Part> {
+        Some(match slot {
+            1 => Part::Status,
+            2 => Part::JobJson,
+            3 => Part::Request,
+            4 => Part::Error,
+            s if (OUTPUT_SLOT..INPUT_SLOT).contains(&s) => Part::Output((s - OUTPUT_SLOT) as usize),
+            s if (INPUT_SLOT..SLOTS).contains(&s) => Part::Input((s - INPUT_SLOT) as usize),
+            _ => return None,
+        })
+    }
+}
+
+/// The inode of a job's folder.
+pub fn dir_ino(id: JobId) -> u64 {
+    JOB_BASE + id as u64 * SLOTS
+}
+
+/// The inode of an entry of a job's folder (`None` past the last slot: not shown).
+pub fn part_ino(id: JobId, part: Part) -> Option<u64> {
+    part.slot().map(|s| dir_ino(id) + s)
+}
+
+/// What a job inode is: its folder (`None`) or one of its entries.
+pub fn decode(ino: u64) -> Option<(JobId, Option<Part>)> {
+    let n = ino.checked_sub(JOB_BASE)?;
+    let id = JobId::try_from(n / SLOTS).ok()?;
+    match n % SLOTS {
+        0 => Some((id, None)),
+        slot => Part::from_slot(slot).map(|p| (id, Some(p))),
+    }
+}
+
+/// The inodes whose content follows the job's state (for invalidation when it changes).
+pub fn live_inos(id: JobId) -> impl Iterator<Item = u64> {
+    [Part::Status, Part::JobJson, Part::Request, Part::Error]
+        .into_iter()
+        .filter_map(move |p| part_ino(id, p))
+        .chain(std::iter::once(dir_ino(id)))
+}
+
+/// The names in a job folder, in display order.
+pub fn parts(job: &Job) -> Vec<(String, Part)> {
+    let mut parts = vec![("status".to_string(), Part::Status)];
+    if job.request.is_some() {
+        parts.push(("request.json".into(), Part::Request));
+    }
+    if job.project.is_some() {
+        parts.push(("job.json".into(), Part::JobJson));
+    }
+    if job.error.is_some() {
+        parts.push(("error".into(), Part::Error));
+    }
+    for (i, o) in job.outputs.iter().enumerate() {
+        if o.done && !o.removed {
+            parts.push((o.name.clone(), Part::Output(i)));
+        }
+    }
+    if job.shows_inputs() {
+        for (i, f) in job.inputs.iter().enumerate() {
+            let name = f.name.rsplit('/').next().unwrap_or(&f.name).to_string();
+            if f.path.exists() && !parts.iter().any(|(n, _)| *n == name) {
+                parts.push((name, Part::Input(i)));
+            }
+        }
+    }
+    parts.retain(|(_, p)| p.slot().is_some());
+    parts
+}
+
+/// The entry of a job folder with this name.
+pub fn part_named(job: &Job, name: &str) -> Option<Part> {
+    parts(job)
+        .into_iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, p)| p)
+}
+
+/// Whether the job shows this entry now.
+pub fn shows(job: &Job, part: Part) -> bool {
+    parts(job).iter().any(|(_, p)| *p == part)
+}
+
+/// The content of an entry made from the job's state (`None` for local files).
+pub fn content(job: &Job, part: Part) -> Option<Vec<u8>> {
+    match part {
+        Part::Status => Some(job.status_text().into_bytes()),
+        Part::JobJson => job.project.as_ref().map(pretty),
+        Part::Request => job.request.as_ref().map(pretty),
+        Part::Error => job.error_text().map(String::into_bytes),
+        Part::Output(_) | Part::Input(_) => None,
+    }
+}
+
+/// The local file behind an output or a kept input, if it is shown.
+pub fn local_file(layout: &Layout, job: &Job, part: Part) -> Option<PathBuf> {
+    match part {
+        Part::Output(i) => job
+            .outputs
+            .get(i)
+            .filter(|o| o.done && !o.removed)
+            .map(|o| layout.output(job.id, &o.name)),
+        Part::Input(i) => job
+            .inputs
+            .get(i)
+            .filter(|_| job.shows_inputs())
+            .map(|f| f.path.clone())
+            .filter(|p| p.exists()),
+        _ => None,
+    }
+}
+
+fn pretty(v: &serde_json::Value) -> Vec<u8> {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inodes_round_trip() {
+        for id in [1, 2, 77, 1 << 30] {
+            assert_eq!(decode(dir_ino(id)), Some((id, None)));
+            for p in [
+                Part::Status,
+                Part::JobJson,
+                Part::Request,
+                Part::Error,
+                Part::Output(0),
+                Part::Output(15),
+                Part::Input(0),
+                Part::Input(3),
+            ] {
+                let ino = part_ino(id, p).unwrap();
+                assert!(ino >= JOB_BASE);
+                assert_eq!(decode(ino), Some((id, Some(p))));
+            }
+        }
+        assert_eq!(part_ino(1, Part::Output(5000)), None);
+        assert_eq!(decode(JOB_BASE - 1), None);
+        assert_eq!(decode(dir_ino(3) + 9), None);
+    }
+}
