@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -35,15 +35,22 @@ struct Jobs {
     by_id: BTreeMap<JobId, Job>,
     by_name: HashMap<String, JobId>,
     by_project: HashMap<String, JobId>,
-    /// Names of jobs being recorded, not shown yet: no other job may take them.
-    reserved: HashSet<String>,
     /// Jobs being deleted: they must not start their create.
     deleting: HashSet<JobId>,
 }
 
 impl Jobs {
     fn taken(&self, name: &str) -> bool {
-        self.by_name.contains_key(name) || self.reserved.contains(name)
+        self.by_name.contains_key(name)
+    }
+
+    fn remove(&mut self, id: JobId) -> Option<Job> {
+        let job = self.by_id.remove(&id)?;
+        self.by_name.remove(&job.name);
+        if let Some(pid) = &job.project_id {
+            self.by_project.remove(pid);
+        }
+        Some(job)
     }
 
     fn insert(&mut self, job: Job) {
@@ -66,13 +73,17 @@ pub enum RenameError {
     Store(String),
 }
 
+type Listener = Box<dyn Fn(&Change) + Send + Sync>;
+
 pub struct Registry {
     layout: Layout,
     store: Mutex<Store>,
     jobs: RwLock<Jobs>,
-    listener: OnceLock<Box<dyn Fn(&Change) + Send + Sync>>,
+    listener: OnceLock<Listener>,
     /// Set when unmounting begins: no new create call starts.
     stopping: AtomicBool,
+    /// The next job's id: ids are never reused, so neither are job folders or inodes.
+    next_id: AtomicI64,
     /// Held for the life of the registry: one mount per state directory, or jobs would run
     /// twice.
     _lock: File,
@@ -92,6 +103,7 @@ impl Registry {
         let lock = lock_state_dir(&layout)?;
         let store = Store::open(&layout.db()).map_err(|e| e.to_string())?;
         let (mut loaded, ids) = store.load().map_err(|e| e.to_string())?;
+        let next_id = store.last_id().map_err(|e| e.to_string())? + 1;
         recover(&layout, &store, &mut loaded, &ids);
         let mut jobs = Jobs::default();
         for job in loaded {
@@ -103,6 +115,7 @@ impl Registry {
             jobs: RwLock::new(jobs),
             listener: OnceLock::new(),
             stopping: AtomicBool::new(false),
+            next_id: AtomicI64::new(next_id),
             _lock: lock,
         }))
     }
@@ -201,54 +214,65 @@ impl Registry {
         Some(job)
     }
 
-    /// Records a new job durably, under a unique name made from `hint`, but does not show it
-    /// yet: the caller moves its inputs in, then `publish`es it (or `discard`s it).
-    pub fn record(
+    /// A new job under a unique name made from `hint`, shown at once but not durable yet: the
+    /// caller `record`s it, moves its inputs in, then `publish`es it (or `discard`s it). Taking
+    /// no durable write, it can be made in the same instant the inbox stops showing the file.
+    pub fn reserve(
         &self,
         hint: &str,
         tool: &'static Tool,
         source: Source,
         owner: Option<(u32, u32)>,
-    ) -> Result<Job, String> {
-        let store = self.store();
-        let name = {
+    ) -> Job {
+        let job = {
             let mut jobs = self.write();
             let name = job_name(hint, |n| jobs.taken(n));
-            jobs.reserved.insert(name.clone());
-            name
+            let mut job = Job::new(name, tool, source);
+            job.id = self.next_id.fetch_add(1, Ordering::SeqCst);
+            job.owner = owner;
+            jobs.insert(job.clone());
+            job
         };
-        let mut job = Job::new(name, tool, source);
-        job.owner = owner;
-        if let Err(e) = store.insert(&mut job) {
-            self.write().reserved.remove(&job.name);
-            return Err(e.to_string());
-        }
-        Ok(job)
+        self.changed(Change::Added {
+            id: job.id,
+            name: job.name.clone(),
+        });
+        job
     }
 
-    /// Saves a recorded job (with its inputs) and shows it.
+    /// Makes a reserved job durable (before anything is moved into it).
+    pub fn record(&self, job: &Job) -> Result<(), String> {
+        self.store().insert(job).map_err(|e| e.to_string())
+    }
+
+    /// Saves a recorded job with its inputs.
     pub fn publish(&self, job: Job) {
         let store = self.store();
         if let Err(e) = store.save(&job) {
             log::error!("job {}: {e}", job.name);
         }
-        let (id, name) = (job.id, job.name.clone());
+        let id = job.id;
         {
             let mut jobs = self.write();
-            jobs.reserved.remove(&name);
-            jobs.insert(job);
+            if let Some(j) = jobs.by_id.get_mut(&id) {
+                *j = job;
+            }
         }
         drop(store);
-        self.changed(Change::Added { id, name });
+        self.changed(Change::Updated(id));
     }
 
-    /// Forgets a recorded job whose inputs could not be moved in.
-    pub fn discard(&self, job: &Job) {
+    /// Forgets a reserved job whose inputs could not be moved in.
+    pub fn discard(&self, id: JobId) {
         let store = self.store();
-        if let Err(e) = store.delete(job.id) {
-            log::error!("job {}: {e}", job.name);
+        if let Err(e) = store.delete(id) {
+            log::error!("job {id}: {e}");
         }
-        self.write().reserved.remove(&job.name);
+        let removed = self.write().remove(id);
+        drop(store);
+        if let Some(job) = removed {
+            self.changed(Change::Removed { id, name: job.name });
+        }
     }
 
     /// Records a project found on Magic Hour as a job named after its id. `None` if it is
@@ -263,10 +287,11 @@ impl Registry {
             job_name(project_id, |n| jobs.taken(n))
         };
         let mut job = Job::new(name, tool, Source::Adopted);
+        job.id = self.next_id.fetch_add(1, Ordering::SeqCst);
         job.stage = Stage::Created;
         job.status = JobStatus::Queued;
         job.project_id = Some(project_id.to_string());
-        if let Err(e) = store.insert(&mut job) {
+        if let Err(e) = store.insert(&job) {
             log::error!("adopting {project_id}: {e}");
             return None;
         }
@@ -385,17 +410,7 @@ impl Registry {
         if let Err(e) = store.delete(id) {
             log::error!("job {id}: {e}");
         }
-        let removed = {
-            let mut jobs = self.write();
-            let removed = jobs.by_id.remove(&id);
-            if let Some(job) = &removed {
-                jobs.by_name.remove(&job.name);
-                if let Some(pid) = &job.project_id {
-                    jobs.by_project.remove(pid);
-                }
-            }
-            removed
-        };
+        let removed = self.write().remove(id);
         drop(store);
         if let Some(job) = removed {
             let _ = std::fs::remove_dir_all(self.layout.job_dir(id));
@@ -521,20 +536,29 @@ mod tests {
     use crate::api::catalog::tool;
 
     #[test]
-    fn names_are_unique_across_recorded_and_shown_jobs() {
+    fn names_are_unique_across_reserved_and_recorded_jobs() {
         let dir = tempfile::tempdir().unwrap();
         let r = Registry::open(dir.path()).unwrap();
         let t = tool("ai-image-upscaler").unwrap();
-        let a = r.record("holiday.jpg", t, Source::File, None).unwrap();
-        // Not shown yet, but its name is taken.
-        assert_eq!(r.by_name("holiday"), None);
-        let b = r.record("holiday.png", t, Source::File, None).unwrap();
+        let a = r.reserve("holiday.jpg", t, Source::File, None);
+        // Shown at once, before it is durable.
+        assert_eq!(r.by_name("holiday"), Some(a.id));
+        let b = r.reserve("holiday.png", t, Source::File, None);
         assert_eq!((a.name.as_str(), b.name.as_str()), ("holiday", "holiday-2"));
+        r.record(&a).unwrap();
         r.publish(a);
-        r.discard(&b);
-        assert!(r.by_name("holiday").is_some());
-        let c = r.record("holiday.png", t, Source::File, None).unwrap();
+        r.discard(b.id);
+        assert_eq!(r.by_name("holiday-2"), None);
+        let c = r.reserve("holiday.png", t, Source::File, None);
         assert_eq!(c.name, "holiday-2");
+        assert!(c.id > b.id, "ids are never reused");
+        r.discard(c.id);
+        drop(r);
+        // Only recorded jobs come back.
+        let r = Registry::open(dir.path()).unwrap();
+        assert_eq!(r.names().len(), 1);
+        let d = r.reserve("x.png", t, Source::File, None);
+        assert!(d.id > c.id || d.id > 1);
     }
 
     #[test]
@@ -542,8 +566,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let r = Registry::open(dir.path()).unwrap();
         let t = tool("ai-image-generator").unwrap();
-        let job = r.record("cat.txt", t, Source::Text, None).unwrap();
+        let job = r.reserve("cat.txt", t, Source::Text, None);
         let id = job.id;
+        r.record(&job).unwrap();
         r.publish(job);
         r.rename(id, "kitten").unwrap();
         assert_eq!(r.by_name("kitten"), Some(id));
@@ -576,15 +601,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let id = {
             let r = Registry::open(dir.path()).unwrap();
-            let job = r
-                .record(
-                    "x.jpg",
-                    tool("photo-colorizer").unwrap(),
-                    Source::File,
-                    None,
-                )
-                .unwrap();
+            let job = r.reserve(
+                "x.jpg",
+                tool("photo-colorizer").unwrap(),
+                Source::File,
+                None,
+            );
             let id = job.id;
+            r.record(&job).unwrap();
             r.publish(job);
             r.update(id, |j| {
                 j.tool = "retired-tool".into();
@@ -620,15 +644,14 @@ mod tests {
         let seen = Arc::new(Mutex::new(Vec::new()));
         let s = seen.clone();
         r.on_change(move |c| s.lock().unwrap().push(c.clone()));
-        let job = r
-            .record(
-                "a.png",
-                tool("photo-colorizer").unwrap(),
-                Source::File,
-                None,
-            )
-            .unwrap();
+        let job = r.reserve(
+            "a.png",
+            tool("photo-colorizer").unwrap(),
+            Source::File,
+            None,
+        );
         let id = job.id;
+        r.record(&job).unwrap();
         r.publish(job);
         r.update(id, |j| j.status = JobStatus::Queued);
         r.rename(id, "b").unwrap();
@@ -640,6 +663,7 @@ mod tests {
                     id,
                     name: "a".into()
                 },
+                Change::Updated(id),
                 Change::Updated(id),
                 Change::Renamed {
                     id,

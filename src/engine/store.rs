@@ -34,20 +34,30 @@ impl Store {
         Ok(Store { conn })
     }
 
-    /// Inserts a new job; its id is assigned here.
-    pub fn insert(&self, job: &mut Job) -> Result<(), StoreError> {
-        let tx = self.conn.unchecked_transaction()?;
-        tx.execute(
-            "INSERT INTO jobs (name, data) VALUES (?1, '{}')",
-            params![job.name],
+    /// Inserts a new job under the id it was given (see `last_id`).
+    pub fn insert(&self, job: &Job) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO jobs (id, name, data) VALUES (?1, ?2, ?3)",
+            params![job.id, job.name, to_json(job)],
         )?;
-        job.id = tx.last_insert_rowid();
-        tx.execute(
-            "UPDATE jobs SET data = ?2 WHERE id = ?1",
-            params![job.id, to_json(job)],
-        )?;
-        tx.commit()?;
         Ok(())
+    }
+
+    /// The highest id ever used, deleted jobs included: new ids start above it, so a job
+    /// folder's id is never reused.
+    pub fn last_id(&self) -> Result<JobId, StoreError> {
+        let seq: Option<JobId> = self
+            .conn
+            .query_row(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'jobs'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let max: Option<JobId> = self
+            .conn
+            .query_row("SELECT MAX(id) FROM jobs", [], |r| r.get(0))?;
+        Ok(seq.unwrap_or(0).max(max.unwrap_or(0)))
     }
 
     /// Writes the whole job in one statement, so each step is atomic.
@@ -135,8 +145,9 @@ mod tests {
             path: "/x/holiday.jpg".into(),
             remote: None,
         });
-        store.insert(&mut job).unwrap();
-        assert!(job.id > 0);
+        job.id = store.last_id().unwrap() + 1;
+        store.insert(&job).unwrap();
+        assert_eq!(store.last_id().unwrap(), job.id);
         job.stage = Stage::Created;
         job.status = JobStatus::Complete;
         job.project_id = Some("cxyz".into());

@@ -36,7 +36,7 @@ impl Drive {
     /// Last close after data was written: a visible, non-empty file of a tool's folder is
     /// complete and is submitted.
     pub fn release(&self, fh: u64) {
-        let rel = {
+        let (rel, job) = {
             let mut inner = self.lock();
             let Some(Handle::Staged {
                 rel, write: true, ..
@@ -52,13 +52,15 @@ impl Drive {
             let written = std::mem::take(&mut meta.written);
             inner.open.remove(&rel);
             Self::touch_folder(&mut inner, &rel);
-            if !(written && rel.components().count() == 2) || !inner.submitting.insert(rel.clone())
-            {
+            if !written {
                 return;
             }
-            rel
+            let Some(job) = self.reserve_file(&mut inner, &rel) else {
+                return;
+            };
+            (rel, job)
         };
-        self.submit_file(&rel);
+        self.submit_file(&rel, job);
     }
 
     pub(super) fn touch_folder(inner: &mut Inner, rel: &Path) {
@@ -440,10 +442,12 @@ impl Drive {
         Self::touch_folder(&mut inner, &dst);
         // A hidden temp name renamed to a visible one is complete (rsync, editors, browsers).
         let open = inner.open.get(&dst).is_some_and(|m| m.writers > 0);
-        if !is_dir && !open && dst.components().count() == 2 && inner.submitting.insert(dst.clone())
+        if !is_dir
+            && !open
+            && let Some(job) = self.reserve_file(&mut inner, &dst)
         {
             drop(inner);
-            self.submit_file(&dst);
+            self.submit_file(&dst, job);
         }
         Ok(())
     }
@@ -471,20 +475,24 @@ impl Drive {
     }
 
     // ---- submission ----
+    //
+    // In two halves. Under the lock, in one instant: the inbox stops showing the file (it is
+    // marked `submitting`) and `jobs/` shows its job (reserved in the registry, in memory).
+    // Then, without the lock: the job is made durable, the file moved into it, and it starts.
 
-    /// Moves a complete inbox file (marked `submitting` by the caller) into a new job and
-    /// starts it. Empty files and scratch names stay in the inbox.
-    fn submit_file(&self, rel: &Path) {
-        let job = self.make_file_job(rel);
-        self.take_in(rel, job, true);
-    }
-
-    fn make_file_job(&self, rel: &Path) -> Option<Job> {
+    /// Whether a closed inbox file is complete and to be submitted: a visible, non-empty file
+    /// of a type its tool takes, directly in the tool's folder. If so, its job, shown at once.
+    fn reserve_file(&self, inner: &mut Inner, rel: &Path) -> Option<Job> {
         use std::os::unix::fs::MetadataExt;
+        if rel.components().count() != 2 || Self::submitting(inner, rel) {
+            return None;
+        }
         let name = rel.file_name()?.to_string_lossy().to_string();
-        let path = self.inbox.join(rel);
-        let meta = std::fs::metadata(&path).ok()?;
-        if is_scratch(&name) || meta.len() == 0 {
+        if is_scratch(&name) {
+            return None;
+        }
+        let meta = std::fs::metadata(self.inbox.join(rel)).ok()?;
+        if !meta.is_file() || meta.len() == 0 {
             return None;
         }
         let tool = tool_of_rel(rel)?;
@@ -493,38 +501,54 @@ impl Drive {
             FileRole::Json => Source::Json,
             FileRole::Media(_) => Source::File,
         };
+        inner.submitting.insert(rel.to_path_buf());
         let owner = Some((meta.uid(), meta.gid()));
-        let mut job = match self.registry.record(&name, tool, source, owner) {
-            Ok(j) => j,
-            Err(e) => {
-                log::error!("inbox/{}: cannot record the job: {e}", rel.display());
-                return None;
-            }
-        };
+        Some(self.registry.reserve(&name, tool, source, owner))
+    }
+
+    /// Records a reserved file job, moves the file into it, and starts it.
+    fn submit_file(&self, rel: &Path, mut job: Job) {
+        let name = rel
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         let input_dir = self.registry.layout().input_dir(job.id);
         let kept = input_dir.join(&name);
-        if let Err(e) =
-            std::fs::create_dir_all(&input_dir).and_then(|()| std::fs::rename(&path, &kept))
-        {
-            log::error!("inbox/{}: cannot move into the job: {e}", rel.display());
-            self.registry.discard(&job);
-            return None;
+        let moved = self.registry.record(&job).and_then(|()| {
+            std::fs::create_dir_all(&input_dir)
+                .and_then(|()| std::fs::rename(self.inbox.join(rel), &kept))
+                .map_err(|e| format!("cannot move it into the job: {e}"))
+        });
+        if let Err(e) = moved {
+            log::error!("inbox/{}: not submitted: {e}", rel.display());
+            self.registry.discard(job.id);
+            self.lock().submitting.remove(rel);
+            return;
         }
         job.inputs.push(InputFile {
             name,
-            path: kept,
+            path: kept.clone(),
             remote: None,
         });
-        Some(job)
+        self.take_in(rel, job, Some(kept));
     }
 
-    /// Ends a submission: shows the new job (if one was made), forgets the inbox entries, and
-    /// starts the job. `file`: a single file, whose old inode keeps pointing at the job's copy.
-    fn take_in(&self, rel: &Path, job: Option<Job>, file: bool) {
+    /// Ends a submission: saves the job with its inputs, forgets the inbox entries, and starts
+    /// the job. `kept`: for a single file, where it went (its old inode keeps pointing there,
+    /// for `mv`'s and `cp -p`'s late setattr).
+    fn take_in(&self, rel: &Path, job: Job, kept: Option<PathBuf>) {
+        log::info!(
+            "inbox/{}: submitted as jobs/{} ({})",
+            rel.display(),
+            job.name,
+            job.tool
+        );
+        let id = job.id;
+        self.registry.publish(job);
         let parent_ino = {
             let mut inner = self.lock();
             inner.submitting.remove(rel);
-            let Some(job) = &job else { return };
             let gone: Vec<PathBuf> = inner
                 .inos
                 .keys()
@@ -533,10 +557,9 @@ impl Drive {
                 .collect();
             for p in gone {
                 if let Some((ino, lookups)) = Self::drop_staged(&mut inner, &p)
-                    && file
+                    && let Some(path) = kept.clone()
                     && lookups > 0
                 {
-                    let path = job.inputs[0].path.clone();
                     inner.moved.insert(ino, Counted { path, lookups });
                 }
             }
@@ -546,15 +569,6 @@ impl Drive {
                 _ => inner.inos.get(parent).copied(),
             }
         };
-        let Some(job) = job else { return };
-        log::info!(
-            "inbox/{}: submitted as jobs/{} ({})",
-            rel.display(),
-            job.name,
-            job.tool
-        );
-        let id = job.id;
-        self.registry.publish(job);
         if let Some(parent) = parent_ino {
             let name = rel.file_name().unwrap_or_default();
             self.invalidate(Inval::Entry {
@@ -568,49 +582,63 @@ impl Drive {
     /// Submits inbox folders that are complete, closed and quiet for the settle interval.
     /// Called a few times a second by a timer task. Folders are read without the lock.
     pub fn tick(&self) {
-        let due: Vec<PathBuf> = {
-            let mut inner = self.lock();
-            let settle = self.cfg.settle;
-            let quiet: Vec<PathBuf> = inner
+        let quiet: Vec<(PathBuf, Instant)> = {
+            let inner = self.lock();
+            inner
                 .folders
                 .iter()
-                .filter(|(_, changed)| changed.elapsed() >= settle)
-                .map(|(rel, _)| rel.clone())
-                .collect();
-            let mut due = Vec::new();
-            for rel in quiet {
-                let open = inner.open.keys().any(|p| p.starts_with(&rel));
-                if !open && inner.submitting.insert(rel.clone()) {
-                    due.push(rel);
-                }
-            }
-            due
+                .filter(|(_, changed)| changed.elapsed() >= self.cfg.settle)
+                .filter(|(rel, _)| !inner.submitting.contains(*rel))
+                .map(|(rel, changed)| (rel.clone(), *changed))
+                .collect()
         };
-        for rel in due {
-            let job = self.make_folder_job(&rel);
-            let made = job.is_some();
-            if made {
-                self.lock().folders.remove(&rel);
-            }
-            self.take_in(&rel, job, false);
+        for (rel, changed) in quiet {
+            let Some(names) = self.ready_folder(&rel) else {
+                continue;
+            };
+            let job = {
+                let mut inner = self.lock();
+                // Changed (or opened) while it was read: the next tick looks again.
+                let still = inner.folders.get(&rel) == Some(&changed)
+                    && !inner.open.keys().any(|p| p.starts_with(&rel))
+                    && !inner.submitting.contains(&rel);
+                let tool = tool_of_rel(&rel);
+                let owner = std::fs::metadata(self.inbox.join(&rel))
+                    .ok()
+                    .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+                    .zip(
+                        std::fs::metadata(self.inbox.join(&rel))
+                            .ok()
+                            .map(|m| std::os::unix::fs::MetadataExt::gid(&m)),
+                    );
+                match tool {
+                    Some(tool) if still => {
+                        inner.folders.remove(&rel);
+                        inner.submitting.insert(rel.clone());
+                        let name = rel.file_name().unwrap_or_default().to_string_lossy();
+                        self.registry.reserve(&name, tool, Source::Folder, owner)
+                    }
+                    _ => continue,
+                }
+            };
+            self.submit_folder(&rel, job, names);
         }
     }
 
-    /// The job of an inbox folder, if it is ready: every required input there, nothing open
-    /// (checked by the caller), and not a scratch name. A folder gone is forgotten.
-    fn make_folder_job(&self, rel: &Path) -> Option<Job> {
-        use std::os::unix::fs::MetadataExt;
+    /// The input files of an inbox folder if it is complete (every required input there, not
+    /// a scratch name). A folder gone is forgotten.
+    fn ready_folder(&self, rel: &Path) -> Option<Vec<String>> {
         let folder_name = rel.file_name()?.to_string_lossy().to_string();
         let path = self.inbox.join(rel);
-        let Some(meta) = std::fs::metadata(&path).ok().filter(|m| m.is_dir()) else {
+        if !path.is_dir() {
             self.lock().folders.remove(rel);
             return None;
-        };
+        }
         if is_scratch(&folder_name) {
             return None;
         }
         let tool = tool_of_rel(rel)?;
-        let mut names: Vec<String> = std::fs::read_dir(&path)
+        let names: Vec<String> = std::fs::read_dir(&path)
             .into_iter()
             .flatten()
             .flatten()
@@ -619,28 +647,30 @@ impl Drive {
             .filter(|n| !is_scratch(n))
             .filter(|n| std::fs::metadata(path.join(n)).is_ok_and(|m| m.len() > 0))
             .collect();
-        if names.is_empty() || !folder_ready(tool, &names) {
-            return None;
-        }
-        let owner = Some((meta.uid(), meta.gid()));
-        let mut job = match self
-            .registry
-            .record(&folder_name, tool, Source::Folder, owner)
-        {
-            Ok(j) => j,
-            Err(e) => {
-                log::error!("inbox/{}: cannot record the job: {e}", rel.display());
-                return None;
-            }
-        };
+        (!names.is_empty() && folder_ready(tool, &names)).then_some(names)
+    }
+
+    /// Records a reserved folder job, moves the folder into it, and starts it.
+    fn submit_folder(&self, rel: &Path, mut job: Job, mut names: Vec<String>) {
+        let folder_name = rel
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         let layout = self.registry.layout();
         let input_dir = layout.input_dir(job.id);
-        if let Err(e) = std::fs::create_dir_all(layout.job_dir(job.id))
-            .and_then(|()| std::fs::rename(&path, &input_dir))
-        {
-            log::error!("inbox/{}: cannot move into the job: {e}", rel.display());
-            self.registry.discard(&job);
-            return None;
+        let moved = self.registry.record(&job).and_then(|()| {
+            std::fs::create_dir_all(layout.job_dir(job.id))
+                .and_then(|()| std::fs::rename(self.inbox.join(rel), &input_dir))
+                .map_err(|e| format!("cannot move it into the job: {e}"))
+        });
+        if let Err(e) = moved {
+            log::error!("inbox/{}: not submitted: {e}", rel.display());
+            self.registry.discard(job.id);
+            let mut inner = self.lock();
+            inner.submitting.remove(rel);
+            inner.folders.insert(rel.to_path_buf(), Instant::now());
+            return;
         }
         names.sort();
         job.inputs = names
@@ -651,6 +681,6 @@ impl Drive {
                 remote: None,
             })
             .collect();
-        Some(job)
+        self.take_in(rel, job, None);
     }
 }

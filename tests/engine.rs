@@ -1,0 +1,228 @@
+//! The engine in process, against the real mock server in the same process: no kernel mount,
+//! no root. Jobs are made the way the file system makes them (recorded, inputs moved in,
+//! published) and driven by the engine's tasks.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mhfs::api::catalog::tool;
+use mhfs::api::retry::Backoff;
+use mhfs::api::{ApiKey, Client};
+use mhfs::engine::job::{InputFile, JobId, JobStatus, Source, Stage};
+use mhfs::engine::registry::Registry;
+use mhfs::engine::{Engine, EngineConfig};
+use mhfs::mock::{Fault, Faults, MockConfig, MockServer, Rule};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        poll_base: Some(Duration::from_millis(20)),
+        backoff: Backoff {
+            max_attempts: 4,
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(50),
+        },
+        ..EngineConfig::default()
+    }
+}
+
+fn engine(mock: &MockServer, registry: &Arc<Registry>) -> Arc<Engine> {
+    let client = Client::new(&mock.url(), ApiKey::new("test-key")).unwrap();
+    Engine::new(client, registry.clone(), config())
+}
+
+/// A prompt job, made as the inbox makes one: reserved, recorded, its input moved in,
+/// published.
+fn prompt_job(registry: &Registry, name: &str, prompt: &str) -> JobId {
+    let t = tool("ai-image-generator").unwrap();
+    let mut job = registry.reserve(&format!("{name}.txt"), t, Source::Text, None);
+    registry.record(&job).unwrap();
+    let dir = registry.layout().input_dir(job.id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.txt"));
+    std::fs::write(&path, prompt).unwrap();
+    job.inputs.push(InputFile {
+        name: format!("{name}.txt"),
+        path,
+        remote: None,
+    });
+    let id = job.id;
+    registry.publish(job);
+    id
+}
+
+fn wait_for(registry: &Registry, id: JobId, stages: &[Stage]) -> mhfs::engine::job::Job {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let job = registry.job(id).expect("job exists");
+        if stages.contains(&job.stage) {
+            return job;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {} stuck at {:?} / {:?}",
+            job.name,
+            job.stage,
+            job.status
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn outputs_exist(registry: &Registry, id: JobId) -> bool {
+    let job = registry.job(id).unwrap();
+    !job.outputs.is_empty()
+        && job.outputs.iter().all(|o| {
+            o.done
+                && Path::new(&registry.layout().output(id, &o.name))
+                    .metadata()
+                    .is_ok()
+        })
+}
+
+#[test]
+fn each_job_is_created_once_and_its_outputs_downloaded() {
+    let rt = runtime();
+    let mock = rt
+        .block_on(MockServer::start_local(MockConfig {
+            render_time: Duration::from_millis(100),
+            ..MockConfig::default()
+        }))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    let _guard = rt.enter();
+    let engine = engine(&mock, &registry);
+    let ids: Vec<JobId> = (0..5)
+        .map(|i| prompt_job(&registry, &format!("p{i}"), &format!("a lighthouse {i}")))
+        .collect();
+    for &id in &ids {
+        engine.kick(id);
+        // A second kick while the task runs starts nothing more.
+        engine.kick(id);
+    }
+    for &id in &ids {
+        let job = wait_for(&registry, id, &[Stage::Done, Stage::Failed]);
+        assert_eq!(job.status, JobStatus::Complete, "{:?}", job.error);
+        assert!(outputs_exist(&registry, id));
+        assert!(job.request.is_some(), "request.json is kept");
+    }
+    assert_eq!(mock.count("create"), 5);
+}
+
+#[test]
+fn a_lost_create_answer_is_unknown_and_never_resent() {
+    let rt = runtime();
+    let mock = rt
+        .block_on(MockServer::start_local(MockConfig {
+            render_time: Duration::ZERO,
+            faults: Faults {
+                rules: vec![Rule {
+                    op: "create".into(),
+                    fault: Fault::Drop,
+                    count: 1,
+                }],
+                ..Faults::default()
+            },
+            ..MockConfig::default()
+        }))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    let _guard = rt.enter();
+    let engine = engine(&mock, &registry);
+    let id = prompt_job(&registry, "lost", "a lighthouse");
+    engine.kick(id);
+    let job = wait_for(&registry, id, &[Stage::Unknown, Stage::Done, Stage::Failed]);
+    assert_eq!(job.stage, Stage::Unknown);
+    assert!(job.error.unwrap().starts_with("unknown_outcome:"));
+    // Kicked again (as a remount would), it still sends nothing.
+    engine.kick(id);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(mock.count("create"), 1);
+}
+
+#[test]
+fn after_a_stop_a_create_in_flight_is_unknown_and_the_rest_resume() {
+    let rt = runtime();
+    let mock = rt
+        .block_on(MockServer::start_local(MockConfig {
+            render_time: Duration::ZERO,
+            ..MockConfig::default()
+        }))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let _guard = rt.enter();
+    // First run: one job completes its create, then the process "stops" (everything dropped)
+    // with a second job recorded as sending its create, and a third not started.
+    let (created, in_flight, waiting) = {
+        let registry = Registry::open(dir.path()).unwrap();
+        let engine = engine(&mock, &registry);
+        let created = prompt_job(&registry, "created", "one");
+        engine.kick(created);
+        wait_for(&registry, created, &[Stage::Created, Stage::Done]);
+        let in_flight = prompt_job(&registry, "inflight", "two");
+        assert!(registry.begin_create(in_flight, serde_json::json!({"style": {}})));
+        let waiting = prompt_job(&registry, "waiting", "three");
+        drop(engine);
+        (created, in_flight, waiting)
+    };
+    let creates_before = mock.count("create");
+    // Wait for the first run's tasks to notice their registry is gone.
+    std::thread::sleep(Duration::from_millis(100));
+    let registry = loop {
+        match Registry::open(dir.path()) {
+            Ok(r) => break r,
+            // The first run's task may still hold the state dir for a moment.
+            Err(e) if e.contains("in use") => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let engine = engine(&mock, &registry);
+    engine.resume();
+    let job = wait_for(&registry, in_flight, &[Stage::Unknown]);
+    assert!(job.error.unwrap().contains("in flight"));
+    assert_eq!(
+        wait_for(&registry, created, &[Stage::Done]).status,
+        JobStatus::Complete
+    );
+    assert_eq!(
+        wait_for(&registry, waiting, &[Stage::Done]).status,
+        JobStatus::Complete
+    );
+    // Only the job that had not been sent yet was created in the second run.
+    assert_eq!(mock.count("create"), creates_before + 1);
+}
+
+#[test]
+fn delete_sends_one_delete_and_forgets_the_job() {
+    let rt = runtime();
+    let mock = rt
+        .block_on(MockServer::start_local(MockConfig {
+            render_time: Duration::ZERO,
+            ..MockConfig::default()
+        }))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    let _guard = rt.enter();
+    let engine = engine(&mock, &registry);
+    let id = prompt_job(&registry, "bye", "a lighthouse");
+    engine.kick(id);
+    wait_for(&registry, id, &[Stage::Done]);
+    let job_dir = registry.layout().job_dir(id);
+    assert!(job_dir.exists());
+    rt.block_on(engine.delete(id)).unwrap();
+    assert!(registry.job(id).is_none());
+    assert!(registry.by_name("bye").is_none());
+    assert!(!job_dir.exists());
+    assert_eq!(mock.count("delete"), 1);
+}
