@@ -13,9 +13,16 @@ pub fn duration(path: &Path) -> Result<Option<f64>, String> {
     let file = File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let len = file.metadata().map_err(|e| e.to_string())?.len();
     let src = Src { file, len };
-    let Some(kind) = sniff(&src.read_upto(0, HEAD_LEN)?) else {
+    let Some(mut kind) = sniff(&src.read_upto(0, HEAD_LEN)?) else {
         return Ok(None);
     };
+    if kind.format == MP3 {
+        // An ID3 tag longer than the head (cover art) hides what follows; look past it.
+        let after_tag = src.read_upto(audio_start(&src)?, 16)?;
+        kind = sniff(&after_tag)
+            .filter(|k| k.media == Media::Audio)
+            .unwrap_or(kind);
+    }
     let secs = match kind.format {
         MP4 | QUICKTIME | M4A => bmff(&src)?,
         WAV => wave(&src)?,
@@ -202,7 +209,7 @@ fn aiff(src: &Src) -> Result<Option<f64>, String> {
     let c = src.read(comm, 18)?;
     let frames = be32(&c, 2);
     let rate = extended(&c[8..18]);
-    if rate.is_nan() || rate <= 0.0 {
+    if !rate.is_finite() || rate <= 0.0 {
         return Err("AIFF sample rate is not positive".into());
     }
     Ok(Some(f64::from(frames) / rate))
@@ -507,7 +514,13 @@ fn gif(src: &Src) -> Result<Option<f64>, String> {
     skip_table(&mut r, lsd[10])?;
     let (mut frames, mut centis) = (0u64, 0u64);
     loop {
-        match read_u8(&mut r)? {
+        let block = match read_u8(&mut r) {
+            Ok(b) => b,
+            // Many encoders forget the trailer; the frames before it still count.
+            Err(_) if frames > 0 => break,
+            Err(e) => return Err(e),
+        };
+        match block {
             0x21 => {
                 if read_u8(&mut r)? == 0xF9 {
                     let mut gce = [0u8; 5];

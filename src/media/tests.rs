@@ -457,6 +457,17 @@ fn aac_amr_gif() {
         None,
         "stills have no length"
     );
+    let mut no_trailer = synth::gif("a fox", 1, 16, 16, 4);
+    assert_eq!(no_trailer.pop(), Some(0x3B));
+    close(secs(&no_trailer), 0.4, 1e-9);
+
+    // AAC behind an ID3 tag bigger than the sniffed head (cover art).
+    let mut tag = b"ID3\x04\x00\x00\x00\x00\x40\x00".to_vec(); // 8192 bytes, syncsafe
+    tag.resize(10 + 8192, 0);
+    let tagged = [tag, aac].concat();
+    let f = file(&tagged);
+    assert_eq!(check(f.path(), Media::Audio, "t.aac"), Ok(()));
+    close(duration(f.path()).unwrap(), 43.0 * 1024.0 / 44100.0, 1e-9);
 }
 
 #[test]
