@@ -4,4 +4,5 @@ pub mod api;
 pub mod cli;
 pub mod engine;
 pub mod fs;
+pub mod media;
 pub mod mock;
