@@ -138,7 +138,7 @@ fn text_fields_and_inputs_exist_in_the_schemas() {
     }
 }
 
-/// The spec's example responses (API.md §3.4, §4, §13) parse into the models and back.
+/// The spec's example responses (spec/API.md §3.4, §4, §13) parse into the models and back.
 #[test]
 fn models_round_trip_the_spec_examples() {
     let image = json!({"id":"cuid-example","name":"Example Name","status":"complete","image_count":1,"type":"AI_IMAGE","created_at":"1970-01-01T00:00:00","enabled":true,"credits_charged":5,"total_frame_cost":5,"downloads":[{"url":"https://videos.magichour.ai/id/output.png","expires_at":"2024-10-19T05:16:19.027Z"}],"error":{"code":"no_source_face","message":"Please use an image with a detectable face"}});

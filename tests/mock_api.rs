@@ -461,7 +461,7 @@ async fn the_record_shows_exactly_the_calls_made() {
 
 /// Every request the official Python SDK's tests send is accepted; the only exceptions are
 /// GET/DELETE of the SDK's fixed id `cuid-example`, which a stateful mock does not know (404,
-/// API.md §16.8).
+/// spec/API.md §16.8).
 #[tokio::test]
 async fn python_sdk_test_requests_are_accepted() {
     let server = MockServer::start_local(instant()).await.unwrap();

@@ -1,4 +1,4 @@
-//! DESIGN.md §4, row by row: every refusal is an errno plus one log line, and every failed job
+//! The refusals of docs/SEMANTICS.md, row by row: every refusal is an errno plus one log line, and every failed job
 //! says why in its own folder, keeps its input, and billed nothing.
 
 mod common;

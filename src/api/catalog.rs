@@ -61,7 +61,7 @@ impl Media {
         }
     }
 
-    /// Extensions the API accepts for this type (API.md §15). `gif` is accepted as image
+    /// Extensions the API accepts for this type (spec/API.md §15). `gif` is accepted as image
     /// and video because the face-swap video input takes GIFs.
     pub fn extensions(self) -> &'static [&'static str] {
         match self {

@@ -312,7 +312,7 @@ fn without_url(e: &reqwest::Error) -> String {
 }
 
 /// Sorts a non-2xx answer. For a create, only the answers that say nothing was done are
-/// retryable: 429, 502 (API.md §10: no job exists) and 503 (the service refused the work; our
+/// retryable: 429, 502 (spec/API.md §10: no job exists) and 503 (the service refused the work; our
 /// reading, as a load balancer answers it before the request reaches the API). Any other 5xx may have come after the
 /// project was made, so its outcome is unknown.
 async fn check_status(

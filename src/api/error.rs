@@ -68,7 +68,7 @@ impl ApiError {
     }
 }
 
-/// The code the newest spec sends for each refusal status (API.md §10), used when a body has none.
+/// The code the newest spec sends for each refusal status (spec/API.md §10), used when a body has none.
 pub fn default_code(status: u16) -> &'static str {
     match status {
         400 => "invalid_request",

@@ -1,4 +1,4 @@
-//! Serde models of the Magic Hour API's requests and responses (API.md §3–§10).
+//! Serde models of the Magic Hour API's requests and responses (spec/API.md §3–§10).
 //!
 //! Create bodies are JSON objects built from the catalogue's defaults and the user's files, so they
 //! are `serde_json::Value`s checked against `spec/create-schemas.json`, not thirty structs.
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::ProjectKind;
 
-/// Project status (API.md §3.2). Face detection uses the first four.
+/// Project status (spec/API.md §3.2). Face detection uses the first four.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -64,7 +64,7 @@ pub struct CreateResponse {
     pub estimated_frame_cost: Option<i64>,
 }
 
-/// `GET /v1/image-projects/{id}` (API.md §3.3).
+/// `GET /v1/image-projects/{id}` (spec/API.md §3.3).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImageProject {
     pub id: String,
@@ -82,7 +82,7 @@ pub struct ImageProject {
     pub error: Option<ProjectError>,
 }
 
-/// `GET /v1/video-projects/{id}` (API.md §3.4).
+/// `GET /v1/video-projects/{id}` (spec/API.md §3.4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VideoProject {
     pub id: String,
@@ -105,7 +105,7 @@ pub struct VideoProject {
     pub downloads: Vec<Download>,
 }
 
-/// `GET /v1/audio-projects/{id}` (API.md §3.4).
+/// `GET /v1/audio-projects/{id}` (spec/API.md §3.4).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AudioProject {
     pub id: String,
@@ -127,7 +127,7 @@ pub struct Face {
     pub url: String,
 }
 
-/// `GET /v1/face-detection/{id}` (API.md §5).
+/// `GET /v1/face-detection/{id}` (spec/API.md §5).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaceDetection {
     pub id: String,

@@ -1,4 +1,4 @@
-//! Webhook events (API.md §12): `POST {"type": "<family>.<event>", "payload": <project>}` signed
+//! Webhook events (spec/API.md §12): `POST {"type": "<family>.<event>", "payload": <project>}` signed
 //! with `hex(HMAC_SHA256(secret, timestamp + "." + raw body))`. The mock signs, the drive checks.
 
 use std::time::{SystemTime, UNIX_EPOCH};

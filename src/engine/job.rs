@@ -291,7 +291,7 @@ pub fn output_name(kind: ProjectKind, url: &str, index: Option<usize>) -> String
     }
 }
 
-/// How long to wait before the next poll (DESIGN.md §5): images and audio every 3 s, videos
+/// How long to wait before the next poll (README, "Jobs"): images and audio every 3 s, videos
 /// every 5 s, backing off by half again per minute of waiting, up to 30 s. `base` overrides the
 /// first interval (tests use a short one).
 pub fn poll_interval(kind: ProjectKind, waited: Duration, base: Option<Duration>) -> Duration {

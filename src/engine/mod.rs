@@ -24,7 +24,7 @@ use registry::Registry;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// First poll interval for every kind; `None` follows DESIGN.md §5 (3 s, videos 5 s).
+    /// First poll interval for every kind; `None` follows the documented cadence (3 s, videos 5 s).
     pub poll_base: Option<Duration>,
     /// Requests in flight at once, all jobs together.
     pub max_in_flight: usize,

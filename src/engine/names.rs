@@ -1,7 +1,7 @@
 //! Names that are never submitted, and how job folders are named.
 
 /// Hidden names and editor or download temp names: kept in the inbox as scratch files,
-/// never submitted (DESIGN.md §3).
+/// never submitted (README, "Submitting").
 pub fn is_scratch(name: &str) -> bool {
     name.starts_with('.')
         || name.ends_with('~')

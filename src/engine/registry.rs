@@ -638,6 +638,33 @@ mod tests {
     }
 
     #[test]
+    fn a_job_recorded_before_its_input_was_saved_finds_it_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tool("photo-colorizer").unwrap();
+        let (found, lost) = {
+            let r = Registry::open(dir.path()).unwrap();
+            // Recorded, input moved in, then a crash before the inputs were saved.
+            let found = r.reserve("old.png", t, Source::File, None);
+            r.record(&found).unwrap();
+            let input = r.layout().input_dir(found.id);
+            std::fs::create_dir_all(&input).unwrap();
+            std::fs::write(input.join("old.png"), b"png").unwrap();
+            // Recorded, then a crash before the file was moved in.
+            let lost = r.reserve("new.png", t, Source::File, None);
+            r.record(&lost).unwrap();
+            (found.id, lost.id)
+        };
+        let r = Registry::open(dir.path()).unwrap();
+        let found = r.job(found).unwrap();
+        assert_eq!(found.stage, Stage::Staged);
+        assert_eq!(found.inputs.len(), 1);
+        assert_eq!(found.inputs[0].name, "old.png");
+        let lost = r.job(lost).unwrap();
+        assert_eq!(lost.status, JobStatus::Error);
+        assert!(lost.error.unwrap().starts_with("input_lost:"));
+    }
+
+    #[test]
     fn changes_reach_the_listener() {
         let dir = tempfile::tempdir().unwrap();
         let r = Registry::open(dir.path()).unwrap();

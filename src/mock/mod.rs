@@ -1,6 +1,6 @@
 //! `mhfs mock`: a stateful imitation of the Magic Hour API on a real HTTP server (axum).
 //!
-//! Faithful to API.md §16: every tool endpoint, upload URLs with a raw PUT, project GET and
+//! Faithful to spec/API.md §16: every tool endpoint, upload URLs with a raw PUT, project GET and
 //! DELETE, face detection, account; jobs that take `render_time`; real output files; signed,
 //! expiring download URLs; a failure marker; fault knobs; and a record of every request.
 //! Admin endpoints live under `/_mock/` (see `routes.rs`).
@@ -33,7 +33,7 @@ pub struct MockConfig {
     pub faults: Faults,
     /// Where uploads and outputs are kept; a temporary folder when `None`.
     pub data_dir: Option<PathBuf>,
-    /// Where to send signed job events (API.md §12), if anywhere.
+    /// Where to send signed job events (spec/API.md §12), if anywhere.
     pub webhook: Option<WebhookTarget>,
 }
 

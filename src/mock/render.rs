@@ -274,7 +274,7 @@ pub fn clip(body: &Value) -> (f64, f64) {
     (start, end.max(start + 0.1))
 }
 
-/// What a job costs, roughly as the real price list (API.md §3.6).
+/// What a job costs, roughly as the real price list (spec/API.md §3.6).
 pub fn cost(tool: &Tool, body: &Value) -> i64 {
     let base = i64::from(tool.credits);
     match (tool.kind, tool.slug) {

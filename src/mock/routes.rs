@@ -473,7 +473,7 @@ async fn settle(state: &Shared, id: &str, kind: ProjectKind) -> Option<(Phase, O
     Some((Phase::Done, Some(outcome)))
 }
 
-/// The project object of API.md §3 as the official SDK requires it.
+/// The project object of spec/API.md §3 as the official SDK requires it.
 async fn project_json(state: &Shared, id: &str, kind: ProjectKind) -> Response {
     match project_value(state, id, kind).await {
         Some(body) => json_response(StatusCode::OK, body),

@@ -1,4 +1,4 @@
-//! The mock's webhook events (API.md §12): `<family>.started` when a job starts rendering (skipped
+//! The mock's webhook events (spec/API.md §12): `<family>.started` when a job starts rendering (skipped
 //! when the render time is zero, as the real service may skip it for fast jobs), then
 //! `<family>.completed` or `<family>.errored`, signed, retried with backoff on failure.
 
