@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -308,6 +309,8 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
         (Some(addr), Some(file)) => {
             let secret = std::fs::read_to_string(file)
                 .map_err(|e| format!("cannot read the webhook secret {}: {e}", file.display()))?;
+            crate::engine::webhook::check_secret(secret.trim().as_bytes())
+                .map_err(|e| format!("{e} ({})", file.display()))?;
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("cannot listen for webhooks on {addr}: {e}"))?;
@@ -317,8 +320,9 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .map_err(|e| format!("cannot listen for the mock's webhooks: {e}"))?;
+            // 32 hex characters: well above the receiver's minimum length.
             let secret: [u8; 16] = rand::random();
-            let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+            let secret = hex::encode(secret);
             Some((listener, secret.into_bytes()))
         }
         _ => None,
@@ -377,7 +381,9 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
         if let Ok(addr) = listener.local_addr() {
             log::info!("webhook events are received on {addr}");
         }
-        crate::engine::webhook::serve(listener, secret, mounted.engine.clone());
+        let engine = mounted.engine.clone();
+        // The secret was checked before mounting, so this cannot fail.
+        crate::engine::webhook::serve(listener, secret, Arc::new(move |e| engine.on_event(e)))?;
     }
     eprintln!(
         "mhfs: mounted on {}; Ctrl-C or `umount {}` unmounts",
