@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::drive::TestDrive;
 use mhfs::api::catalog::Media;
-use mhfs::mock::{Fault, Faults, MockConfig, Rule};
+use mhfs::mock::{Fault, Faults, MockConfig, Op, Rule};
 
 fn drop_photo(d: &TestDrive, tool: &str, stem: &str) {
     let photo = common::sample(&d.outside(), stem, Media::Image);
@@ -26,7 +26,7 @@ fn rm_r_deletes_the_project_once_and_the_folder() {
         .mock
         .requests()
         .into_iter()
-        .find(|r| r.op == "delete")
+        .find(|r| r.op == Op::Delete)
         .unwrap();
     assert!(
         delete.path.starts_with("/v1/image-projects/"),
@@ -60,7 +60,7 @@ fn a_refused_delete_keeps_the_job() {
     d.wait_status("kept", &["complete"]);
     d.mock.set_faults(Faults {
         rules: vec![Rule {
-            op: "delete".into(),
+            op: Op::Delete.into(),
             fault: Fault::Status { status: 422 },
             count: 1,
         }],
@@ -82,7 +82,7 @@ fn a_project_already_gone_is_removed_locally() {
     d.wait_status("gone", &["complete"]);
     d.mock.set_faults(Faults {
         rules: vec![Rule {
-            op: "delete".into(),
+            op: Op::Delete.into(),
             fault: Fault::Status { status: 404 },
             count: 1,
         }],
@@ -212,7 +212,7 @@ fn a_lost_create_answer_is_never_resent() {
     };
     d.mock.set_faults(Faults {
         rules: vec![Rule {
-            op: "create".into(),
+            op: Op::Create.into(),
             fault: Fault::Drop,
             count: 1,
         }],
@@ -241,19 +241,19 @@ fn throttling_and_server_errors_are_retried_by_the_engine() {
     d.mock.set_faults(Faults {
         rules: vec![
             Rule {
-                op: "create".into(),
+                op: Op::Create.into(),
                 fault: Fault::Throttle {
                     retry_after_secs: 1,
                 },
                 count: 1,
             },
             Rule {
-                op: "get".into(),
+                op: Op::Get.into(),
                 fault: Fault::Status { status: 503 },
                 count: 2,
             },
             Rule {
-                op: "download".into(),
+                op: Op::Download.into(),
                 fault: Fault::Drop,
                 count: 1,
             },
@@ -267,7 +267,7 @@ fn throttling_and_server_errors_are_retried_by_the_engine() {
         .mock
         .requests()
         .into_iter()
-        .filter(|r| r.op == "create")
+        .filter(|r| r.op == Op::Create)
         .collect();
     assert_eq!(created.len(), 2);
     assert_eq!(created[0].status, 429);
@@ -291,7 +291,7 @@ fn an_expired_download_url_is_refreshed() {
         .mock
         .requests()
         .into_iter()
-        .filter(|r| r.op == "download")
+        .filter(|r| r.op == Op::Download)
         .collect();
     assert!(
         downloads.len() >= 2,

@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::MockConfig;
-use super::faults::Faults;
+use super::faults::{Faults, Op};
 use crate::api::catalog::{Media, Tool};
 use crate::api::types::ProjectError;
 
@@ -21,7 +21,7 @@ use crate::api::types::ProjectError;
 pub struct Record {
     pub method: String,
     pub path: String,
-    pub op: String,
+    pub op: Op,
     /// The JSON body (null when none; uploads are summarised as `{"bytes": N}`).
     pub body: Value,
     pub status: u16,
@@ -163,8 +163,8 @@ impl State {
 
     pub fn record(&self, rec: Record) {
         let mut inner = self.lock();
-        *inner.counts.entry(rec.op.clone()).or_default() += 1;
-        if rec.op == "create"
+        *inner.counts.entry(rec.op.to_string()).or_default() += 1;
+        if rec.op == Op::Create
             && let Some(slug) = rec.path.strip_prefix("/v1/")
         {
             *inner.counts.entry(format!("create:{slug}")).or_default() += 1;
