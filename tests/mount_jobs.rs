@@ -468,6 +468,48 @@ fn daemon_mode_returns_once_mounted() {
     }
 }
 
+/// `--daemon` exits non-zero at once with the real reason when the mount cannot come up: the
+/// child's own error, told through the readiness pipe, or the parent's for a missing folder.
+/// (Needs no FUSE: both fail before mounting.)
+#[test]
+fn daemon_mode_reports_why_the_mount_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    // Only the child reads the defaults file, so its error must cross the pipe.
+    let defaults = dir.path().join("defaults.json");
+    std::fs::write(&defaults, b"{not json").unwrap();
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mhfs"))
+        .arg("mount")
+        .arg(&mnt)
+        .args(["--daemon", "--api-url", "http://127.0.0.1:9", "--defaults"])
+        .arg(&defaults)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{said}");
+    assert!(started.elapsed() < Duration::from_secs(15), "{said}");
+    assert!(
+        said.contains(&format!("defaults file {}", defaults.display())),
+        "{said}"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mhfs"))
+        .arg("mount")
+        .arg(dir.path().join("missing"))
+        .args(["--daemon", "--api-url", "http://127.0.0.1:9"])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("No such file or directory"), "{said}");
+}
+
 /// Unmounting while a create is in flight lets it finish: its outcome is known, not lost.
 #[test]
 fn unmounting_lets_a_create_in_flight_finish() {
