@@ -1,3 +1,5 @@
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use clap::Parser;
 
 use mhfs::cli::{Cli, Command};
