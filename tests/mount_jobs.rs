@@ -539,7 +539,7 @@ fn webhook_events_move_jobs_without_waiting_for_a_poll() {
         .unwrap()
         .port();
     let secret = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(secret.path(), "whsec_test\n").unwrap();
+    std::fs::write(secret.path(), "whsec_test_0123456789\n").unwrap();
     let listen = format!("127.0.0.1:{port}");
     let config = MockConfig {
         render_time: Duration::from_millis(600),
@@ -559,7 +559,7 @@ fn webhook_events_move_jobs_without_waiting_for_a_poll() {
     d.mount();
     d.mock.set_webhook(Some(mhfs::mock::WebhookTarget {
         url: format!("http://{listen}/hooks"),
-        secret: "whsec_test".into(),
+        secret: "whsec_test_0123456789".into(),
     }));
     let started = std::time::Instant::now();
     d.ok("echo 'a webhook cat' > inbox/ai-image-generator/hooked.txt");
