@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -140,9 +141,59 @@ mod tests {
     }
 }
 
+/// The environment variable naming the fd a `--daemon` child reports on: one line, `ok` once
+/// mounted or the error that stopped it.
+const READY_FD_ENV: &str = "MHFS_READY_FD";
+
+/// The `--daemon` child's end of the readiness pipe, until it reports.
+static READY: std::sync::Mutex<Option<std::fs::File>> = std::sync::Mutex::new(None);
+
+/// In a `--daemon` child, takes the readiness pipe the parent passed. Call first thing, while the
+/// process has a single thread (it changes the environment).
+pub fn take_ready_pipe() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let Some(fd) = std::env::var(READY_FD_ENV)
+        .ok()
+        .and_then(|v| v.parse::<i32>().ok())
+    else {
+        return;
+    };
+    // SAFETY: called from main before the runtime or any other thread exists, so nothing reads
+    // the environment concurrently. Removed so programs we start do not see a stale fd.
+    unsafe { std::env::remove_var(READY_FD_ENV) };
+    // Never take a standard stream or an fd that is not open.
+    // SAFETY: F_GETFD only reads the flags of a descriptor number; a closed one gives -1.
+    if fd < 3 || unsafe { libc::fcntl(fd, libc::F_GETFD) } == -1 {
+        return;
+    }
+    // Not inherited further by programs we start.
+    // SAFETY: fd is open (checked above); setting FD_CLOEXEC touches nothing else.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    // SAFETY: the parent opened this fd for us alone and nothing else in this process owns it.
+    let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    *READY.lock().unwrap_or_else(|p| p.into_inner()) = Some(file);
+}
+
+/// Tells a waiting `--daemon` parent how mounting went (once; later calls do nothing).
+pub fn report_ready(result: Result<(), &str>) {
+    use std::io::Write;
+    let Some(mut pipe) = READY.lock().unwrap_or_else(|p| p.into_inner()).take() else {
+        return;
+    };
+    let line = match result {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.replace('\n', " "),
+    };
+    if let Err(e) = writeln!(pipe, "{line}") {
+        log::warn!("cannot tell the starting command how the mount went: {e}");
+    }
+}
+
 /// `--daemon`: starts this same command in the foreground as a detached child (its own session,
-/// logging to a file), waits until the mount is up, and returns.
+/// logging to a file), waits for it to report on a pipe that it is mounted, and returns.
 pub fn daemonize(args: &MountArgs) -> Result<(), String> {
+    use std::io::BufRead;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::process::CommandExt;
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     std::fs::create_dir_all(&state_dir).map_err(|e| {
@@ -155,39 +206,60 @@ pub fn daemonize(args: &MountArgs) -> Result<(), String> {
         .log_file
         .clone()
         .unwrap_or_else(|| state_dir.join("mhfs.log"));
+    let mountpoint = std::fs::canonicalize(&args.mountpoint)
+        .map_err(|e| format!("{}: {e}", args.mountpoint.display()))?;
+    // FUSE would stack a second mount on the first: refuse that up front.
+    if is_mounted(&mountpoint) {
+        return Err(format!("{} is already an mhfs mount", mountpoint.display()));
+    }
+    let (reader, writer) =
+        std::io::pipe().map_err(|e| format!("cannot create the readiness pipe: {e}"))?;
+    // Both ends are close-on-exec. The write end must not be 0..2, which the child's stdio
+    // redirection would overwrite, so it is duplicated to 3 or above.
+    // SAFETY: F_DUPFD_CLOEXEC on an open fd returns a new fd we own, or -1.
+    let fd = unsafe { libc::fcntl(writer.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if fd == -1 {
+        let e = std::io::Error::last_os_error();
+        return Err(format!("cannot create the readiness pipe: {e}"));
+    }
+    drop(writer);
+    // SAFETY: fd was just returned by fcntl and is owned by nothing else.
+    let writer = unsafe { OwnedFd::from_raw_fd(fd) };
     let exe = std::env::current_exe().map_err(|e| format!("cannot find mhfs itself: {e}"))?;
     let mut cmd = std::process::Command::new(exe);
     cmd.args(std::env::args_os().skip(1).filter(|a| a != "--daemon"))
+        .env(READY_FD_ENV, fd.to_string())
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
     if args.log_file.is_none() {
         cmd.arg("--log-file").arg(&log);
     }
-    // SAFETY: setsid in the child before exec touches no shared state.
+    // SAFETY: between fork and exec the child only calls setsid and fcntl, both
+    // async-signal-safe, on its own copy of the descriptor table.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             libc::setsid();
+            // Keep the write end open across exec in the child only.
+            if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
-    }
-    let mountpoint = std::fs::canonicalize(&args.mountpoint)
-        .map_err(|e| format!("{}: {e}", args.mountpoint.display()))?;
-    if is_mounted(&mountpoint) {
-        return Err(format!("{} is already an mhfs mount", mountpoint.display()));
     }
     let mut child = cmd
         .spawn()
         .map_err(|e| format!("cannot start the daemon: {e}"))?;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while std::time::Instant::now() < deadline {
-        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
-            return Err(format!(
-                "the daemon exited ({status}); see {}",
-                log.display()
-            ));
-        }
-        if is_mounted(&mountpoint) {
+    // Only the child holds the write end now: its exit ends the read.
+    drop(writer);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(reader).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(line) if line.trim() == "ok" => {
             eprintln!(
                 "mhfs: mounted on {} in the background (pid {}, log {}); `umount {}` stops it",
                 mountpoint.display(),
@@ -195,14 +267,23 @@ pub fn daemonize(args: &MountArgs) -> Result<(), String> {
                 log.display(),
                 mountpoint.display()
             );
-            return Ok(());
+            Ok(())
         }
-        std::thread::sleep(Duration::from_millis(50));
+        Ok(line) if !line.trim().is_empty() => {
+            Err(format!("{} (log {})", line.trim(), log.display()))
+        }
+        Ok(_) => {
+            let status = child.wait().map_err(|e| e.to_string())?;
+            Err(format!(
+                "the daemon exited ({status}) without mounting; see {}",
+                log.display()
+            ))
+        }
+        Err(_) => Err(format!(
+            "the mount did not come up in 30 s; see {}",
+            log.display()
+        )),
     }
-    Err(format!(
-        "the mount did not come up in 30 s; see {}",
-        log.display()
-    ))
 }
 
 /// mountinfo escapes space, tab, newline and backslash as `\ooo` octal.
@@ -286,6 +367,14 @@ fn read_defaults(args: &MountArgs) -> Result<Overrides, String> {
 }
 
 pub async fn run_mount(args: MountArgs) -> Result<(), String> {
+    let result = mount_until_stopped(args).await;
+    if let Err(e) = &result {
+        report_ready(Err(e));
+    }
+    result
+}
+
+async fn mount_until_stopped(args: MountArgs) -> Result<(), String> {
     // Watch Ctrl-C and SIGTERM before mounting: a stop right after the mount comes up must
     // unmount cleanly too, not kill the process.
     use tokio::signal::unix::{SignalKind, signal};
@@ -308,6 +397,8 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
         (Some(addr), Some(file)) => {
             let secret = std::fs::read_to_string(file)
                 .map_err(|e| format!("cannot read the webhook secret {}: {e}", file.display()))?;
+            crate::engine::webhook::check_secret(secret.trim().as_bytes())
+                .map_err(|e| format!("{e} ({})", file.display()))?;
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("cannot listen for webhooks on {addr}: {e}"))?;
@@ -317,8 +408,9 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .map_err(|e| format!("cannot listen for the mock's webhooks: {e}"))?;
+            // 32 hex characters: well above the receiver's minimum length.
             let secret: [u8; 16] = rand::random();
-            let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+            let secret = hex::encode(secret);
             Some((listener, secret.into_bytes()))
         }
         _ => None,
@@ -377,8 +469,11 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
         if let Ok(addr) = listener.local_addr() {
             log::info!("webhook events are received on {addr}");
         }
-        crate::engine::webhook::serve(listener, secret, mounted.engine.clone());
+        let engine = mounted.engine.clone();
+        // The secret was checked before mounting, so this cannot fail.
+        crate::engine::webhook::serve(listener, secret, Arc::new(move |e| engine.on_event(e)))?;
     }
+    report_ready(Ok(()));
     eprintln!(
         "mhfs: mounted on {}; Ctrl-C or `umount {}` unmounts",
         args.mountpoint.display(),

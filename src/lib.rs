@@ -1,5 +1,7 @@
 //! mhfs: Magic Hour as a drive. See README.md for the map of the code.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod api;
 pub mod cli;
 pub mod engine;

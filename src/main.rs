@@ -1,3 +1,5 @@
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 use clap::Parser;
 
 use mhfs::cli::{Cli, Command};
@@ -20,6 +22,8 @@ fn main() {
             }
             return;
         }
+        // A `--daemon` child: take the pipe it reports on before any thread exists.
+        mhfs::cli::take_ready_pipe();
         if let Some(path) = &m.log_file {
             match std::fs::OpenOptions::new()
                 .create(true)
@@ -30,7 +34,9 @@ fn main() {
                     logger.target(env_logger::Target::Pipe(Box::new(f)));
                 }
                 Err(e) => {
-                    eprintln!("mhfs: cannot open the log file {}: {e}", path.display());
+                    let e = format!("cannot open the log file {}: {e}", path.display());
+                    mhfs::cli::report_ready(Err(&e));
+                    eprintln!("mhfs: {e}");
                     std::process::exit(1);
                 }
             }

@@ -12,7 +12,7 @@ use mhfs::api::{ApiKey, Client};
 use mhfs::engine::job::{InputFile, JobId, JobStatus, Source, Stage};
 use mhfs::engine::registry::Registry;
 use mhfs::engine::{Engine, EngineConfig};
-use mhfs::mock::{Fault, Faults, MockConfig, MockServer, Rule};
+use mhfs::mock::{Fault, Faults, MockConfig, MockServer, Op, Rule};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -126,7 +126,7 @@ fn a_lost_create_answer_is_unknown_and_never_resent() {
             render_time: Duration::ZERO,
             faults: Faults {
                 rules: vec![Rule {
-                    op: "create".into(),
+                    op: Op::Create.into(),
                     fault: Fault::Drop,
                     count: 1,
                 }],

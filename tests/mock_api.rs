@@ -8,7 +8,7 @@ use mhfs::api::catalog::{self, Media, ProjectKind, TOOLS, merge, set_path};
 use mhfs::api::retry::{Backoff, retry};
 use mhfs::api::types::{Project, Status};
 use mhfs::api::{ApiError, ApiKey, Client};
-use mhfs::mock::{Fault, Faults, MockConfig, MockServer, Rule};
+use mhfs::mock::{Fault, Faults, MockConfig, MockServer, Op, Rule};
 use serde_json::{Value, json};
 
 fn instant() -> MockConfig {
@@ -256,14 +256,14 @@ async fn throttling_and_server_errors_are_retried() {
     server.set_faults(Faults {
         rules: vec![
             Rule {
-                op: "get".into(),
+                op: Op::Get.into(),
                 fault: Fault::Throttle {
                     retry_after_secs: 0,
                 },
                 count: 2,
             },
             Rule {
-                op: "get".into(),
+                op: Op::Get.into(),
                 fault: Fault::Status { status: 503 },
                 count: 1,
             },
@@ -302,7 +302,7 @@ async fn a_create_whose_answer_is_lost_is_an_unknown_outcome() {
     let server = MockServer::start_local(instant()).await.unwrap();
     server.set_faults(Faults {
         rules: vec![Rule {
-            op: "create".into(),
+            op: Op::Create.into(),
             fault: Fault::Drop,
             count: 1,
         }],
@@ -322,12 +322,12 @@ async fn a_create_whose_answer_is_lost_is_an_unknown_outcome() {
     server.set_faults(Faults {
         rules: vec![
             Rule {
-                op: "create".into(),
+                op: Op::Create.into(),
                 fault: Fault::Status { status: 500 },
                 count: 1,
             },
             Rule {
-                op: "create".into(),
+                op: Op::Create.into(),
                 fault: Fault::Status { status: 503 },
                 count: 1,
             },
@@ -431,16 +431,16 @@ async fn the_record_shows_exactly_the_calls_made() {
         .unwrap();
     c.delete_project(ProjectKind::Image, &id).await.unwrap();
 
-    let ops: Vec<String> = server.requests().iter().map(|r| r.op.clone()).collect();
+    let ops: Vec<Op> = server.requests().iter().map(|r| r.op).collect();
     assert_eq!(
         ops,
         [
-            "upload-urls",
-            "upload",
-            "create",
-            "get",
-            "download",
-            "delete"
+            Op::UploadUrls,
+            Op::Upload,
+            Op::Create,
+            Op::Get,
+            Op::Download,
+            Op::Delete
         ]
     );
     let create = &server.requests()[2];

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use common::drive::TestDrive;
 use mhfs::api::catalog::Media;
-use mhfs::mock::{Fault, Faults, MockConfig, Rule};
+use mhfs::mock::{Fault, Faults, MockConfig, Op, Rule};
 
 fn drop_photo(d: &TestDrive, tool: &str, stem: &str) {
     let photo = common::sample(&d.outside(), stem, Media::Image);
@@ -26,7 +26,7 @@ fn rm_r_deletes_the_project_once_and_the_folder() {
         .mock
         .requests()
         .into_iter()
-        .find(|r| r.op == "delete")
+        .find(|r| r.op == Op::Delete)
         .unwrap();
     assert!(
         delete.path.starts_with("/v1/image-projects/"),
@@ -60,7 +60,7 @@ fn a_refused_delete_keeps_the_job() {
     d.wait_status("kept", &["complete"]);
     d.mock.set_faults(Faults {
         rules: vec![Rule {
-            op: "delete".into(),
+            op: Op::Delete.into(),
             fault: Fault::Status { status: 422 },
             count: 1,
         }],
@@ -82,7 +82,7 @@ fn a_project_already_gone_is_removed_locally() {
     d.wait_status("gone", &["complete"]);
     d.mock.set_faults(Faults {
         rules: vec![Rule {
-            op: "delete".into(),
+            op: Op::Delete.into(),
             fault: Fault::Status { status: 404 },
             count: 1,
         }],
@@ -212,7 +212,7 @@ fn a_lost_create_answer_is_never_resent() {
     };
     d.mock.set_faults(Faults {
         rules: vec![Rule {
-            op: "create".into(),
+            op: Op::Create.into(),
             fault: Fault::Drop,
             count: 1,
         }],
@@ -241,19 +241,19 @@ fn throttling_and_server_errors_are_retried_by_the_engine() {
     d.mock.set_faults(Faults {
         rules: vec![
             Rule {
-                op: "create".into(),
+                op: Op::Create.into(),
                 fault: Fault::Throttle {
                     retry_after_secs: 1,
                 },
                 count: 1,
             },
             Rule {
-                op: "get".into(),
+                op: Op::Get.into(),
                 fault: Fault::Status { status: 503 },
                 count: 2,
             },
             Rule {
-                op: "download".into(),
+                op: Op::Download.into(),
                 fault: Fault::Drop,
                 count: 1,
             },
@@ -267,7 +267,7 @@ fn throttling_and_server_errors_are_retried_by_the_engine() {
         .mock
         .requests()
         .into_iter()
-        .filter(|r| r.op == "create")
+        .filter(|r| r.op == Op::Create)
         .collect();
     assert_eq!(created.len(), 2);
     assert_eq!(created[0].status, 429);
@@ -291,7 +291,7 @@ fn an_expired_download_url_is_refreshed() {
         .mock
         .requests()
         .into_iter()
-        .filter(|r| r.op == "download")
+        .filter(|r| r.op == Op::Download)
         .collect();
     assert!(
         downloads.len() >= 2,
@@ -468,6 +468,48 @@ fn daemon_mode_returns_once_mounted() {
     }
 }
 
+/// `--daemon` exits non-zero at once with the real reason when the mount cannot come up: the
+/// child's own error, told through the readiness pipe, or the parent's for a missing folder.
+/// (Needs no FUSE: both fail before mounting.)
+#[test]
+fn daemon_mode_reports_why_the_mount_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    // Only the child reads the defaults file, so its error must cross the pipe.
+    let defaults = dir.path().join("defaults.json");
+    std::fs::write(&defaults, b"{not json").unwrap();
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mhfs"))
+        .arg("mount")
+        .arg(&mnt)
+        .args(["--daemon", "--api-url", "http://127.0.0.1:9", "--defaults"])
+        .arg(&defaults)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{said}");
+    assert!(started.elapsed() < Duration::from_secs(15), "{said}");
+    assert!(
+        said.contains(&format!("defaults file {}", defaults.display())),
+        "{said}"
+    );
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mhfs"))
+        .arg("mount")
+        .arg(dir.path().join("missing"))
+        .args(["--daemon", "--api-url", "http://127.0.0.1:9"])
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("No such file or directory"), "{said}");
+}
+
 /// Unmounting while a create is in flight lets it finish: its outcome is known, not lost.
 #[test]
 fn unmounting_lets_a_create_in_flight_finish() {
@@ -497,7 +539,7 @@ fn webhook_events_move_jobs_without_waiting_for_a_poll() {
         .unwrap()
         .port();
     let secret = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(secret.path(), "whsec_test\n").unwrap();
+    std::fs::write(secret.path(), "whsec_test_0123456789\n").unwrap();
     let listen = format!("127.0.0.1:{port}");
     let config = MockConfig {
         render_time: Duration::from_millis(600),
@@ -517,7 +559,7 @@ fn webhook_events_move_jobs_without_waiting_for_a_poll() {
     d.mount();
     d.mock.set_webhook(Some(mhfs::mock::WebhookTarget {
         url: format!("http://{listen}/hooks"),
-        secret: "whsec_test".into(),
+        secret: "whsec_test_0123456789".into(),
     }));
     let started = std::time::Instant::now();
     d.ok("echo 'a webhook cat' > inbox/ai-image-generator/hooked.txt");

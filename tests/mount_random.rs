@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::drive::TestDrive;
 use mhfs::api::catalog::Media;
-use mhfs::mock::{Faults, MockConfig};
+use mhfs::mock::{Faults, MockConfig, Op};
 
 /// A small deterministic generator (xorshift), so a failing seed replays exactly.
 struct Rng(u64);
@@ -127,7 +127,7 @@ fn random_workload_keeps_the_invariants() {
         .mock
         .requests()
         .into_iter()
-        .filter(|r| r.op == "create" && r.status == 200)
+        .filter(|r| r.op == Op::Create && r.status == 200)
     {
         let name = r.body["name"].as_str().unwrap_or_default().to_string();
         *created.entry(name).or_insert(0) += 1;

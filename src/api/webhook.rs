@@ -29,16 +29,16 @@ pub fn now_secs() -> u64 {
         .as_secs()
 }
 
-pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
+fn mac(secret: &[u8], timestamp: &str, body: &[u8]) -> hmac::Hmac<sha2::Sha256> {
     let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
     mac.update(timestamp.as_bytes());
     mac.update(b".");
     mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    mac
+}
+
+pub fn sign(secret: &[u8], timestamp: &str, body: &[u8]) -> String {
+    hex::encode(mac(secret, timestamp, body).finalize().into_bytes())
 }
 
 /// Checks an event's signature over the raw body, in constant time, and its timestamp.
@@ -55,16 +55,12 @@ pub fn verify(
     if ts.abs_diff(now) > TOLERANCE_SECS {
         return Err("timestamp too far from now");
     }
-    let expected = sign(secret, timestamp.trim(), body);
-    let given = signature.trim().as_bytes();
-    let same = expected.len() == given.len()
-        && expected
-            .as_bytes()
-            .iter()
-            .zip(given)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same { Ok(()) } else { Err("bad signature") }
+    // Not hex (or the wrong length) is as bad as a wrong tag; verify_slice compares in constant
+    // time.
+    let given = hex::decode(signature.trim()).map_err(|_| "bad signature")?;
+    mac(secret, timestamp.trim(), body)
+        .verify_slice(&given)
+        .map_err(|_| "bad signature")
 }
 
 #[cfg(test)]
@@ -86,6 +82,20 @@ mod tests {
         );
         assert_eq!(
             verify(b"s3cret", Some("1700000000"), Some(&sig), b"{}", 1700000100),
+            Err("bad signature")
+        );
+        assert_eq!(
+            verify(b"s3cret", Some("1700000000"), Some("zz"), body, 1700000100),
+            Err("bad signature")
+        );
+        assert_eq!(
+            verify(
+                b"s3cret",
+                Some("1700000000"),
+                Some(&sig[..62]),
+                body,
+                1700000100
+            ),
             Err("bad signature")
         );
         assert_eq!(

@@ -27,8 +27,8 @@ pub struct Faults {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
-    /// An operation name (see [`op_of`]), `create:<slug>`, or `*` for any API request.
-    pub op: String,
+    /// In JSON: an operation name (see [`op_of`]), `create:<slug>`, or `*` for any API request.
+    pub op: RuleOp,
     pub fault: Fault,
     #[serde(default = "one")]
     pub count: u32,
@@ -50,35 +50,148 @@ pub enum Fault {
     Drop,
 }
 
-/// The operation a request is, for the record and the rules.
-pub fn op_of(method: &str, path: &str) -> String {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
-    match (method, segs.as_slice()) {
-        ("POST", ["v1", "files", "upload-urls"]) => "upload-urls".into(),
-        ("PUT", ["_mock", "upload", ..]) => "upload".into(),
-        ("GET", ["_mock", "files", ..]) => "download".into(),
-        ("GET", ["v1", "account"]) => "account".into(),
-        ("GET", ["v1", "face-detection", _]) => "get".into(),
-        ("GET", ["v1", kind, _]) if kind.ends_with("-projects") => "get".into(),
-        ("DELETE", ["v1", _, _]) => "delete".into(),
-        ("POST", ["v1", _]) => "create".into(),
-        (_, ["_mock", ..]) => "admin".into(),
-        _ => "other".into(),
+/// The operation a request is, for the record and the rules. Serialized as the names the HTTP
+/// admin API has always used (`upload-urls`, `get`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Op {
+    UploadUrls,
+    Upload,
+    Download,
+    Account,
+    Get,
+    Delete,
+    Create,
+    /// `/_mock/...` administration: never faulted nor recorded.
+    Admin,
+    Other,
+}
+
+impl Op {
+    pub const ALL: [Op; 9] = [
+        Op::UploadUrls,
+        Op::Upload,
+        Op::Download,
+        Op::Account,
+        Op::Get,
+        Op::Delete,
+        Op::Create,
+        Op::Admin,
+        Op::Other,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Op::UploadUrls => "upload-urls",
+            Op::Upload => "upload",
+            Op::Download => "download",
+            Op::Account => "account",
+            Op::Get => "get",
+            Op::Delete => "delete",
+            Op::Create => "create",
+            Op::Admin => "admin",
+            Op::Other => "other",
+        }
+    }
+
+    /// Whether faults may apply: admin calls never fail.
+    pub fn is_faultable(self) -> bool {
+        self != Op::Admin
     }
 }
 
-/// Whether faults may apply: admin calls never fail.
-pub fn is_faultable(op: &str) -> bool {
-    op != "admin"
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Op {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Op, String> {
+        Op::ALL
+            .into_iter()
+            .find(|op| op.as_str() == s)
+            .ok_or_else(|| format!("unknown operation {s:?}"))
+    }
+}
+
+/// Which requests a rule matches. In JSON a string, as before: `*`, `<op>` or `create:<slug>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum RuleOp {
+    /// Any API request.
+    Any,
+    Op(Op),
+    /// A create of this tool slug.
+    Create(String),
+}
+
+impl From<Op> for RuleOp {
+    fn from(op: Op) -> RuleOp {
+        RuleOp::Op(op)
+    }
+}
+
+impl TryFrom<String> for RuleOp {
+    type Error = String;
+    fn try_from(s: String) -> Result<RuleOp, String> {
+        if s == "*" {
+            return Ok(RuleOp::Any);
+        }
+        // Only creates have a slug: another `op:slug` could never match, so it is refused.
+        if let Some(slug) = s.strip_prefix("create:") {
+            return Ok(RuleOp::Create(slug.to_string()));
+        }
+        s.parse().map(RuleOp::Op)
+    }
+}
+
+impl From<RuleOp> for String {
+    fn from(r: RuleOp) -> String {
+        match r {
+            RuleOp::Any => "*".into(),
+            RuleOp::Op(op) => op.as_str().into(),
+            RuleOp::Create(slug) => format!("create:{slug}"),
+        }
+    }
+}
+
+impl RuleOp {
+    pub fn matches(&self, op: Op, slug: Option<&str>) -> bool {
+        match self {
+            RuleOp::Any => true,
+            RuleOp::Op(o) => *o == op,
+            RuleOp::Create(s) => op == Op::Create && slug == Some(s.as_str()),
+        }
+    }
+}
+
+/// The operation of a request, from its method and path.
+pub fn op_of(method: &str, path: &str) -> Op {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (method, segs.as_slice()) {
+        ("POST", ["v1", "files", "upload-urls"]) => Op::UploadUrls,
+        ("PUT", ["_mock", "upload", ..]) => Op::Upload,
+        ("GET", ["_mock", "files", ..]) => Op::Download,
+        ("GET", ["v1", "account"]) => Op::Account,
+        ("GET", ["v1", "face-detection", _]) => Op::Get,
+        ("GET", ["v1", kind, _]) if kind.ends_with("-projects") => Op::Get,
+        ("DELETE", ["v1", _, _]) => Op::Delete,
+        ("POST", ["v1", _]) => Op::Create,
+        (_, ["_mock", ..]) => Op::Admin,
+        _ => Op::Other,
+    }
 }
 
 impl Faults {
     /// Picks the fault for one request, consuming a matching rule first.
-    pub fn pick(&mut self, op: &str, slug: Option<&str>) -> Option<Fault> {
-        let matches = |r: &Rule| {
-            r.op == "*" || r.op == op || slug.is_some_and(|s| r.op == format!("{op}:{s}"))
-        };
-        if let Some(i) = self.rules.iter().position(|r| r.count > 0 && matches(r)) {
+    pub fn pick(&mut self, op: Op, slug: Option<&str>) -> Option<Fault> {
+        let found = self
+            .rules
+            .iter()
+            .position(|r| r.count > 0 && r.op.matches(op, slug));
+        if let Some(i) = found {
             let rule = &mut self.rules[i];
             rule.count -= 1;
             let fault = rule.fault;
@@ -109,14 +222,27 @@ mod tests {
 
     #[test]
     fn ops_are_named() {
-        assert_eq!(op_of("POST", "/v1/ai-image-upscaler"), "create");
-        assert_eq!(op_of("GET", "/v1/image-projects/abc"), "get");
-        assert_eq!(op_of("GET", "/v1/face-detection/abc"), "get");
-        assert_eq!(op_of("DELETE", "/v1/video-projects/abc"), "delete");
-        assert_eq!(op_of("POST", "/v1/files/upload-urls"), "upload-urls");
-        assert_eq!(op_of("PUT", "/_mock/upload/api-assets/x/y.png"), "upload");
-        assert_eq!(op_of("GET", "/_mock/files/x/output.png"), "download");
-        assert_eq!(op_of("GET", "/_mock/requests"), "admin");
+        assert_eq!(op_of("POST", "/v1/ai-image-upscaler"), Op::Create);
+        assert_eq!(op_of("GET", "/v1/image-projects/abc"), Op::Get);
+        assert_eq!(op_of("GET", "/v1/face-detection/abc"), Op::Get);
+        assert_eq!(op_of("DELETE", "/v1/video-projects/abc"), Op::Delete);
+        assert_eq!(op_of("POST", "/v1/files/upload-urls"), Op::UploadUrls);
+        assert_eq!(op_of("PUT", "/_mock/upload/api-assets/x/y.png"), Op::Upload);
+        assert_eq!(op_of("GET", "/_mock/files/x/output.png"), Op::Download);
+        assert_eq!(op_of("GET", "/_mock/requests"), Op::Admin);
+    }
+
+    #[test]
+    fn ops_serialize_as_their_old_names() {
+        for op in Op::ALL {
+            assert_eq!(serde_json::to_value(op).unwrap(), op.as_str());
+            assert_eq!(op.as_str().parse::<Op>(), Ok(op));
+        }
+        for name in ["*", "get", "upload-urls", "create:ai-image-upscaler"] {
+            let rule: RuleOp = serde_json::from_value(name.into()).unwrap();
+            assert_eq!(serde_json::to_value(&rule).unwrap(), name);
+        }
+        assert!(serde_json::from_value::<RuleOp>("gte".into()).is_err());
     }
 
     #[test]
@@ -124,27 +250,27 @@ mod tests {
         let mut f = Faults {
             rules: vec![
                 Rule {
-                    op: "create:ai-image-upscaler".into(),
+                    op: RuleOp::Create("ai-image-upscaler".into()),
                     fault: Fault::Drop,
                     count: 1,
                 },
                 Rule {
-                    op: "get".into(),
+                    op: Op::Get.into(),
                     fault: Fault::Status { status: 503 },
                     count: 2,
                 },
             ],
             ..Faults::default()
         };
-        assert_eq!(f.pick("create", Some("photo-colorizer")), None);
+        assert_eq!(f.pick(Op::Create, Some("photo-colorizer")), None);
         assert_eq!(
-            f.pick("create", Some("ai-image-upscaler")),
+            f.pick(Op::Create, Some("ai-image-upscaler")),
             Some(Fault::Drop)
         );
-        assert_eq!(f.pick("create", Some("ai-image-upscaler")), None);
-        assert_eq!(f.pick("get", None), Some(Fault::Status { status: 503 }));
-        assert_eq!(f.pick("get", None), Some(Fault::Status { status: 503 }));
-        assert_eq!(f.pick("get", None), None);
+        assert_eq!(f.pick(Op::Create, Some("ai-image-upscaler")), None);
+        assert_eq!(f.pick(Op::Get, None), Some(Fault::Status { status: 503 }));
+        assert_eq!(f.pick(Op::Get, None), Some(Fault::Status { status: 503 }));
+        assert_eq!(f.pick(Op::Get, None), None);
         assert!(f.rules.is_empty());
     }
 }

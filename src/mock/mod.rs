@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use faults::{Fault, Faults, Rule};
+pub use faults::{Fault, Faults, Op, Rule, RuleOp};
 pub use state::Record;
 
 /// How the mock behaves. `Default` is what `mhfs mock` starts with.

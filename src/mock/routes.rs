@@ -20,7 +20,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
 
-use super::faults::{Fault, Faults, is_faultable, op_of};
+use super::faults::{Fault, Faults, Op, op_of};
 use super::render;
 use super::state::{Outcome, Phase, Project, Record, State, Upload, new_id};
 use crate::api::catalog::{self, Media, ProjectKind};
@@ -82,11 +82,11 @@ async fn observe(Extract(state): Extract<Shared>, req: Request, next: Next) -> R
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
     let op = op_of(&method, &path);
-    let slug = (op == "create").then(|| path.trim_start_matches("/v1/").to_string());
+    let slug = (op == Op::Create).then(|| path.trim_start_matches("/v1/").to_string());
     let time = timestamp(SystemTime::now());
 
     // Keep JSON bodies for the record; uploads stream to disk and are only counted.
-    let (req, body) = if op == "upload" {
+    let (req, body) = if op == Op::Upload {
         let bytes = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -107,10 +107,10 @@ async fn observe(Extract(state): Extract<Shared>, req: Request, next: Next) -> R
         (Request::from_parts(parts, Body::from(bytes)), recorded)
     };
 
-    let fault = if is_faultable(&op) {
+    let fault = if op.is_faultable() {
         let (latency, fault) = {
             let mut inner = state.lock();
-            let fault = inner.faults.pick(&op, slug.as_deref());
+            let fault = inner.faults.pick(op, slug.as_deref());
             (inner.faults.latency_ms, fault)
         };
         if latency > 0 {
@@ -148,10 +148,10 @@ async fn observe(Extract(state): Extract<Shared>, req: Request, next: Next) -> R
         }
     };
 
-    if op != "admin" && op != "download" {
+    if op != Op::Admin && op != Op::Download {
         state.persist();
     }
-    if op != "admin" {
+    if op != Op::Admin {
         state.record(Record {
             method,
             path,

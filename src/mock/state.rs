@@ -12,7 +12,7 @@ use serde_json::Value;
 use tokio::sync::OnceCell;
 
 use super::MockConfig;
-use super::faults::Faults;
+use super::faults::{Faults, Op};
 use crate::api::catalog::{Media, Tool};
 use crate::api::types::ProjectError;
 
@@ -21,7 +21,7 @@ use crate::api::types::ProjectError;
 pub struct Record {
     pub method: String,
     pub path: String,
-    pub op: String,
+    pub op: Op,
     /// The JSON body (null when none; uploads are summarised as `{"bytes": N}`).
     pub body: Value,
     pub status: u16,
@@ -163,8 +163,8 @@ impl State {
 
     pub fn record(&self, rec: Record) {
         let mut inner = self.lock();
-        *inner.counts.entry(rec.op.clone()).or_default() += 1;
-        if rec.op == "create"
+        *inner.counts.entry(rec.op.to_string()).or_default() += 1;
+        if rec.op == Op::Create
             && let Some(slug) = rec.path.strip_prefix("/v1/")
         {
             *inner.counts.entry(format!("create:{slug}")).or_default() += 1;
@@ -234,12 +234,10 @@ impl State {
             .and_then(|e| e.parse().ok())
             .ok_or("missing signature")?;
         let sig = query.get("sig").ok_or("missing signature")?;
-        if !constant_time_eq(
-            sig.as_bytes(),
-            self.signature(method, path, expires).as_bytes(),
-        ) {
-            return Err("bad signature");
-        }
+        let sig = hex::decode(sig).map_err(|_| "bad signature")?;
+        self.mac(method, path, expires)
+            .verify_slice(&sig)
+            .map_err(|_| "bad signature")?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -250,11 +248,15 @@ impl State {
         Ok(())
     }
 
-    fn signature(&self, method: &str, path: &str, expires: u64) -> String {
+    fn mac(&self, method: &str, path: &str, expires: u64) -> hmac::Hmac<sha2::Sha256> {
         let mut mac =
             hmac::Hmac::<sha2::Sha256>::new_from_slice(&self.secret).expect("any key length");
         mac.update(format!("{method}\n{path}\n{expires}").as_bytes());
-        hex(&mac.finalize().into_bytes())
+        mac
+    }
+
+    fn signature(&self, method: &str, path: &str, expires: u64) -> String {
+        hex::encode(self.mac(method, path, expires).finalize().into_bytes())
     }
 
     /// Saves projects, uploads and credits when the mock has a data directory, so a restarted
@@ -353,14 +355,6 @@ fn load(dir: &Path, inner: &mut Inner) {
             },
         );
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A cuid-like id: `c` and 24 lower-case letters or digits.
