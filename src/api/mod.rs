@@ -1,8 +1,8 @@
 //! The Magic Hour API: the tool catalogue, serde models, the HTTP client and its retry helper.
 
 pub mod catalog;
-pub mod client;
-pub mod error;
+pub(crate) mod client;
+pub(crate) mod error;
 pub mod retry;
 pub mod schema;
 pub mod types;

@@ -4,10 +4,10 @@
 
 pub mod job;
 pub mod layout;
-pub mod names;
+pub(crate) mod names;
 pub mod registry;
-pub mod store;
-pub mod submit;
+pub(crate) mod store;
+pub(crate) mod submit;
 pub mod webhook;
 
 use std::collections::HashMap;

@@ -75,16 +75,6 @@ impl Store {
         Ok(())
     }
 
-    pub fn get(&self, id: JobId) -> Result<Option<Job>, StoreError> {
-        let data: Option<String> = self
-            .conn
-            .query_row("SELECT data FROM jobs WHERE id = ?1", params![id], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        data.map(|d| from_json(&d)).transpose()
-    }
-
     pub fn all(&self) -> Result<Vec<Job>, StoreError> {
         Ok(self.load()?.0)
     }
@@ -163,12 +153,12 @@ mod tests {
         drop(store);
 
         let store = Store::open(&dir.path().join("jobs.db")).unwrap();
-        let back = store.get(job.id).unwrap().unwrap();
+        let back = store.all().unwrap().pop().unwrap();
         assert_eq!(back.stage, Stage::Created);
         assert_eq!(back.outputs, job.outputs);
         assert_eq!(back.request, job.request);
         assert_eq!(store.all().unwrap().len(), 1);
         store.delete(job.id).unwrap();
-        assert!(store.get(job.id).unwrap().is_none());
+        assert!(store.all().unwrap().is_empty());
     }
 }

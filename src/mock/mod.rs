@@ -5,7 +5,7 @@
 //! expiring download URLs; a failure marker; fault knobs; and a record of every request.
 //! Admin endpoints live under `/_mock/` (see `routes.rs`).
 
-pub mod faults;
+pub(crate) mod faults;
 pub mod media;
 mod render;
 mod routes;
