@@ -197,6 +197,19 @@ impl Model {
         Ok(ModelHandle { loc, file })
     }
 
+    /// `open(O_WRONLY)` of an existing file: one more writer, nothing written yet.
+    fn append(&mut self, loc: Loc) -> ModelHandle {
+        self.open.entry(loc).or_default().writers += 1;
+        ModelHandle {
+            loc,
+            file: self.files[&loc],
+        }
+    }
+
+    fn truncate(&mut self, loc: Loc) {
+        self.sizes[self.files[&loc]] = 0;
+    }
+
     fn write(&mut self, h: ModelHandle, len: u64) {
         self.sizes[h.file] += len;
         self.open.entry(h.loc).or_default().written = true;
@@ -352,7 +365,15 @@ enum Op {
     /// `mv inbox/<tool>/<from> inbox/<tool>/<to>` (never `from == to`: the kernel answers that
     /// itself without asking the file system).
     Rename(&'static str, &'static str, &'static str),
+    /// A rename of the `n`-th file of the inbox (modulo how many there are) to `to`: the
+    /// `Rename` above rarely finds its source.
+    RenameExisting(usize, &'static str),
     Unlink(&'static str, &'static str),
+    /// `open(O_WRONLY)` without truncating (`>>`) of the `n`-th file of the inbox (modulo how
+    /// many there are, folders' files included); the writer stays open.
+    AppendExisting(usize),
+    /// `truncate -s 0` (a setattr without a handle) of the `n`-th file of the inbox.
+    TruncateExisting(usize),
     /// `mkdir inbox/head-swap/<folder>`.
     Mkdir(&'static str),
     /// `open(O_CREAT|O_TRUNC)` of `inbox/head-swap/<folder>/<part>`.
@@ -371,17 +392,20 @@ fn op() -> impl Strategy<Value = Op> {
     let part = || proptest::sample::select(PARTS.to_vec());
     prop_oneof![
         4 => (tool(), name()).prop_map(|(t, n)| Op::Create(t, n)),
-        4 => (0..8usize, 0..64u64).prop_map(|(h, len)| Op::Write(h, len)),
-        3 => (0..8usize).prop_map(Op::Release),
-        2 => (tool(), name(), name())
+        5 => (0..8usize, 0..64u64).prop_map(|(h, len)| Op::Write(h, len)),
+        4 => (0..8usize).prop_map(Op::Release),
+        3 => (0..8usize, name()).prop_map(|(n, to)| Op::RenameExisting(n, to)),
+        1 => (tool(), name(), name())
             .prop_filter("the kernel answers a rename onto itself", |(_, a, b)| a != b)
             .prop_map(|(t, a, b)| Op::Rename(t, a, b)),
         1 => (tool(), name()).prop_map(|(t, n)| Op::Unlink(t, n)),
-        1 => folder().prop_map(Op::Mkdir),
-        3 => (folder(), part()).prop_map(|(f, p)| Op::CreateInFolder(f, p)),
+        2 => (0..8usize).prop_map(Op::AppendExisting),
+        1 => (0..8usize).prop_map(Op::TruncateExisting),
+        2 => folder().prop_map(Op::Mkdir),
+        4 => (folder(), part()).prop_map(|(f, p)| Op::CreateInFolder(f, p)),
         1 => (folder(), part()).prop_map(|(f, p)| Op::UnlinkInFolder(f, p)),
         1 => folder().prop_map(Op::Rmdir),
-        1 => Just(Op::Tick),
+        2 => Just(Op::Tick),
         1 => Just(Op::ForgetAll),
     ]
 }
@@ -547,6 +571,44 @@ impl Harness {
                     }
                 }
                 (d, m)
+            }
+            Op::RenameExisting(n, to) => {
+                let files: Vec<Loc> = self
+                    .model
+                    .files
+                    .keys()
+                    .filter(|l| l.folder.is_none())
+                    .copied()
+                    .collect();
+                if files.is_empty() {
+                    return;
+                }
+                let from = files[n % files.len()];
+                if from.name != to {
+                    self.apply(&Op::Rename(from.tool, from.name, to));
+                }
+                return;
+            }
+            Op::AppendExisting(n) | Op::TruncateExisting(n) => {
+                let files: Vec<Loc> = self.model.files.keys().copied().collect();
+                if files.is_empty() {
+                    return;
+                }
+                let loc = files[n % files.len()];
+                let parent = match loc.folder {
+                    None => self.tool_ino(loc.tool),
+                    Some(f) => self.folder_ino(f).expect("the model's folder"),
+                };
+                let ino = self.lookup(parent, loc.name).expect("the model's file").ino;
+                if let Op::AppendExisting(_) = op {
+                    let d = self.drive.open(ino, true, false).map(|o| o.fh);
+                    let m = self.model.append(loc);
+                    self.opened(d.map_err(|e| e.errno), Ok(m))
+                } else {
+                    let d = self.drive.setattr(ino, None, Some(0), None, None);
+                    self.model.truncate(loc);
+                    (d.map(|_| ()).map_err(|e| e.errno), Ok(()))
+                }
             }
             Op::Unlink(tool, name) => {
                 let parent = self.tool_ino(tool);
@@ -770,13 +832,13 @@ fn run(ops: &[Op]) {
 
 proptest! {
     #![proptest_config(Config {
-        cases: 64,
+        cases: 256,
         failure_persistence: Some(Box::new(FileFailurePersistence::Off)),
         ..Config::default()
     })]
 
     #[test]
-    fn the_drive_follows_the_model(ops in proptest::collection::vec(op(), 1..40)) {
+    fn the_drive_follows_the_model(ops in proptest::collection::vec(op(), 1..80)) {
         run(&ops);
     }
 }
