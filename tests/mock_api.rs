@@ -546,3 +546,192 @@ async fn a_mock_with_a_data_dir_remembers_across_restarts() {
         .await
         .unwrap();
 }
+
+/// A finished QR-code project's first output URL.
+async fn an_output_url(c: &Client) -> String {
+    let id = c
+        .create(
+            "ai-qr-code-generator",
+            &json!({"content": "ranges", "style": {"art_style": "Mech"}}),
+        )
+        .await
+        .unwrap()
+        .id;
+    poll(c, ProjectKind::Image, &id).await.download_urls()[0].clone()
+}
+
+fn last_download(server: &MockServer) -> mhfs::mock::Record {
+    server
+        .requests()
+        .into_iter()
+        .rfind(|r| r.op == Op::Download)
+        .expect("a download was recorded")
+}
+
+#[tokio::test]
+async fn a_cut_download_resumes_from_where_it_stopped() {
+    let server = MockServer::start_local(instant()).await.unwrap();
+    let c = client(&server);
+    let url = an_output_url(&c).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("output.png");
+
+    server.set_faults(Faults {
+        rules: vec![Rule {
+            op: Op::Download.into(),
+            fault: Fault::Drop,
+            count: 1,
+        }],
+        ..Faults::default()
+    });
+    let err = c.download(&url, &dest).await.unwrap_err();
+    let part = std::fs::metadata(&dest).unwrap().len();
+    match &err {
+        ApiError::Retryable { reason, .. } => assert!(
+            reason.contains(&format!("cut off after {part} bytes")),
+            "{reason}"
+        ),
+        other => panic!("a cut body is retryable: {other:?}"),
+    }
+    assert!(part > 0, "the cut left part of the file");
+
+    let whole = dir.path().join("whole.png");
+    let total = c.download(&url, &whole).await.unwrap();
+    assert!(part < total, "{part} of {total}");
+
+    let n = c.download(&url, &dest).await.unwrap();
+    assert_eq!(n, total, "the count is the file's final length");
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        std::fs::read(&whole).unwrap()
+    );
+    let resumed = last_download(&server);
+    assert_eq!(resumed.status, 206);
+    assert_eq!(resumed.body["range"], json!(format!("bytes={part}-")));
+    assert_eq!(resumed.body["range_start"], json!(part));
+    // One record per request, ranged or not: the cut one, the whole one, the resumed one.
+    assert_eq!(server.count("download"), 3);
+    mhfs::mock::media::check_image(&std::fs::read(&dest).unwrap()).unwrap();
+}
+
+#[tokio::test]
+async fn resuming_a_file_that_is_already_whole_returns_its_length() {
+    let server = MockServer::start_local(instant()).await.unwrap();
+    let c = client(&server);
+    let url = an_output_url(&c).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("output.png");
+    let total = c.download(&url, &dest).await.unwrap();
+    let before = std::fs::read(&dest).unwrap();
+
+    assert_eq!(c.download(&url, &dest).await.unwrap(), total);
+    assert_eq!(std::fs::read(&dest).unwrap(), before);
+    let again = last_download(&server);
+    assert_eq!(again.status, 416);
+    assert_eq!(again.body["range_start"], json!(total));
+}
+
+#[tokio::test]
+async fn a_partial_file_that_is_not_a_prefix_of_the_output_is_downloaded_again_whole() {
+    let server = MockServer::start_local(instant()).await.unwrap();
+    let c = client(&server);
+    let url = an_output_url(&c).await;
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole.png");
+    let total = c.download(&url, &whole).await.unwrap();
+
+    // Longer than the output: 416 with another total, so the client starts over.
+    let dest = dir.path().join("output.png");
+    std::fs::write(&dest, vec![7u8; total as usize + 100]).unwrap();
+    assert_eq!(c.download(&url, &dest).await.unwrap(), total);
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        std::fs::read(&whole).unwrap()
+    );
+    let statuses: Vec<u16> = server
+        .requests()
+        .iter()
+        .filter(|r| r.op == Op::Download)
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [200, 416, 200]);
+}
+
+#[tokio::test]
+async fn the_mock_answers_byte_ranges_with_206_and_only_that_part() {
+    let server = MockServer::start_local(instant()).await.unwrap();
+    let c = client(&server);
+    let url = an_output_url(&c).await;
+    let http = reqwest::Client::new();
+
+    let whole = http.get(&url).send().await.unwrap();
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    let whole = whole.bytes().await.unwrap();
+    let total = whole.len();
+
+    let part = http
+        .get(&url)
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.headers()["accept-ranges"], "bytes");
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 10-19/{total}").as_str()
+    );
+    assert_eq!(part.headers()["content-length"], "10");
+    assert_eq!(part.bytes().await.unwrap(), whole.slice(10..20));
+
+    let tail = http
+        .get(&url)
+        .header("range", format!("bytes={}-", total - 5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tail.status(), 206);
+    assert_eq!(tail.bytes().await.unwrap(), whole.slice(total - 5..));
+
+    let past = http
+        .get(&url)
+        .header("range", format!("bytes={total}-"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(past.status(), 416);
+    assert_eq!(
+        past.headers()["content-range"],
+        format!("bytes */{total}").as_str()
+    );
+
+    // The signature is checked first: a tampered URL is refused, range or not.
+    let tampered = http
+        .get(url.replace("sig=", "sig=0"))
+        .header("range", "bytes=10-19")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(tampered.status(), 403);
+}
+
+#[tokio::test]
+async fn a_server_that_ignores_the_range_gets_the_file_rewritten_from_the_start() {
+    use axum::routing::get;
+    let app = axum::Router::new().route("/f", get(|| async { "hello, whole file" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let c = Client::new(&format!("http://{addr}"), ApiKey::new("k")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("f");
+    std::fs::write(&dest, "stale bytes that are longer than the answer").unwrap();
+
+    let n = c
+        .download(&format!("http://{addr}/f"), &dest)
+        .await
+        .unwrap();
+    assert_eq!(n, 17);
+    assert_eq!(std::fs::read(&dest).unwrap(), b"hello, whole file");
+}

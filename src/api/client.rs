@@ -9,11 +9,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, RANGE, RETRY_AFTER,
+};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use super::catalog::{Media, ProjectKind};
 use super::error::{ApiError, default_code};
@@ -234,39 +236,191 @@ impl Client {
             .await
     }
 
-    /// Downloads a signed output URL into `dest`, streamed. Returns the byte count.
+    /// Downloads a signed output URL into `dest`, streamed, and returns the file's final length.
+    ///
+    /// A `dest` that already holds L > 0 bytes (an earlier, cut download) is resumed with
+    /// `Range: bytes=L-`: a `206` starting at L is appended, a `200` rewrites the file from the
+    /// start, and a `416` whose total is L means the file was already whole. A `206` starting
+    /// elsewhere or a `416` with another total means the file is not a prefix of this output: it
+    /// is fetched again whole, once.
     pub async fn download(&self, url: &str, dest: &Path) -> Result<u64, ApiError> {
-        let resp = self
-            .http
-            .get(url)
+        let have = match tokio::fs::metadata(dest).await {
+            Ok(m) if m.is_file() => m.len(),
+            _ => 0,
+        };
+        match self.download_from(url, dest, have).await? {
+            Fetched::Done(n) => Ok(n),
+            Fetched::Mismatch(why) => {
+                log::info!(
+                    "{}: cannot resume ({why}); downloading it whole",
+                    dest.display()
+                );
+                match self.download_from(url, dest, 0).await? {
+                    Fetched::Done(n) => Ok(n),
+                    Fetched::Mismatch(why) => Err(ApiError::Local(format!(
+                        "download into {}: {why}",
+                        dest.display()
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// One GET of a download, asking for the bytes from `have` on when `have > 0`.
+    async fn download_from(&self, url: &str, dest: &Path, have: u64) -> Result<Fetched, ApiError> {
+        let mut req = self.http.get(url);
+        if have > 0 {
+            req = req.header(RANGE, format!("bytes={have}-"));
+        }
+        let resp = req
             .send()
             .await
             .map_err(|e| send_error(e, Effect::Idempotent))?;
-        let resp = check_status(resp, Effect::Idempotent).await?;
-        let mut out = tokio::fs::File::create(dest)
-            .await
-            .map_err(|e| ApiError::Local(format!("cannot create {}: {e}", dest.display())))?;
-        let mut stream = resp.bytes_stream();
-        let mut n = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| ApiError::Retryable {
-                status: None,
-                retry_after: None,
-                reason: format!("download cut off after {n} bytes: {e}"),
-            })?;
-            out.write_all(&chunk)
-                .await
-                .map_err(|e| ApiError::Local(format!("cannot write {}: {e}", dest.display())))?;
-            n += chunk.len() as u64;
+        let status = resp.status();
+        let range = resp
+            .headers()
+            .get(CONTENT_RANGE)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        if have > 0 && status == StatusCode::RANGE_NOT_SATISFIABLE {
+            return Ok(match range.as_deref().and_then(unsatisfied_total) {
+                Some(total) if total == have => Fetched::Done(have),
+                total => Fetched::Mismatch(format!(
+                    "the file has {have} bytes but the output has {}",
+                    total.map_or("an unknown number of".to_string(), |t| t.to_string())
+                )),
+            });
         }
-        out.flush()
+        let resp = check_status(resp, Effect::Idempotent).await?;
+        if status != StatusCode::PARTIAL_CONTENT {
+            // The whole output (a server that ignored the range too): from the start.
+            let out = tokio::fs::File::create(dest)
+                .await
+                .map_err(|e| ApiError::Local(format!("cannot create {}: {e}", dest.display())))?;
+            let n = stream_into(resp, out, dest, 0).await?;
+            return Ok(Fetched::Done(n));
+        }
+        let Some((start, end, total)) = range.as_deref().and_then(content_range) else {
+            return Ok(Fetched::Mismatch(format!(
+                "206 with an unreadable Content-Range {range:?}"
+            )));
+        };
+        if start != have {
+            return Ok(Fetched::Mismatch(format!(
+                "asked for bytes from {have}, got {start}-{end}"
+            )));
+        }
+        let mut out = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dest)
+            .await
+            .map_err(|e| ApiError::Local(format!("cannot open {}: {e}", dest.display())))?;
+        let now = out
+            .metadata()
+            .await
+            .map_err(|e| ApiError::Local(format!("cannot stat {}: {e}", dest.display())))?
+            .len();
+        if now != have {
+            return Err(ApiError::Local(format!(
+                "{} changed during the download ({have} bytes, then {now})",
+                dest.display()
+            )));
+        }
+        out.seek(std::io::SeekFrom::Start(have))
             .await
             .map_err(|e| ApiError::Local(format!("cannot write {}: {e}", dest.display())))?;
-        out.sync_all()
-            .await
-            .map_err(|e| ApiError::Local(format!("cannot sync {}: {e}", dest.display())))?;
-        Ok(n)
+        let n = stream_into(resp, out, dest, have).await?;
+        let len = have + n;
+        let short = if n < end - start + 1 {
+            Some(format!("bytes {start}-{end}"))
+        } else {
+            total.filter(|&t| t != len).map(|t| format!("{t} bytes"))
+        };
+        match short {
+            // The next call resumes from here.
+            Some(expected) => Err(ApiError::Retryable {
+                status: None,
+                retry_after: None,
+                reason: format!(
+                    "download ended early: {n} bytes from byte {have} of {expected}, the file has {len}"
+                ),
+            }),
+            None => Ok(Fetched::Done(len)),
+        }
     }
+}
+
+/// How one download request went.
+enum Fetched {
+    /// The file is whole; its length.
+    Done(u64),
+    /// The answer does not fit the partial file: it must be fetched whole.
+    Mismatch(String),
+}
+
+/// Streams a download's body into `out` (positioned at byte `from` of the file), then syncs it.
+/// Returns the bytes received; a body cut mid-way is retryable, and its reason tells how far it
+/// got.
+async fn stream_into(
+    resp: reqwest::Response,
+    mut out: tokio::fs::File,
+    dest: &Path,
+    from: u64,
+) -> Result<u64, ApiError> {
+    let mut stream = resp.bytes_stream();
+    let mut n = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            let at = if from > 0 {
+                format!(" (from byte {from}; the file has {})", from + n)
+            } else {
+                String::new()
+            };
+            ApiError::Retryable {
+                status: None,
+                retry_after: None,
+                reason: format!("download cut off after {n} bytes{at}: {}", without_url(&e)),
+            }
+        })?;
+        out.write_all(&chunk)
+            .await
+            .map_err(|e| ApiError::Local(format!("cannot write {}: {e}", dest.display())))?;
+        n += chunk.len() as u64;
+    }
+    out.flush()
+        .await
+        .map_err(|e| ApiError::Local(format!("cannot write {}: {e}", dest.display())))?;
+    out.sync_all()
+        .await
+        .map_err(|e| ApiError::Local(format!("cannot sync {}: {e}", dest.display())))?;
+    Ok(n)
+}
+
+/// `bytes START-END/TOTAL` (TOTAL may be `*`) of a 206.
+fn content_range(v: &str) -> Option<(u64, u64, Option<u64>)> {
+    let (unit, rest) = v.trim().split_once(' ')?;
+    if !unit.eq_ignore_ascii_case("bytes") {
+        return None;
+    }
+    let (span, total) = rest.trim().split_once('/')?;
+    let (start, end) = span.split_once('-')?;
+    let (start, end) = (start.parse::<u64>().ok()?, end.parse::<u64>().ok()?);
+    let total = match total {
+        "*" => None,
+        t => Some(t.parse::<u64>().ok()?),
+    };
+    (end >= start && total.is_none_or(|t| end < t)).then_some((start, end, total))
+}
+
+/// `bytes */TOTAL` of a 416.
+fn unsatisfied_total(v: &str) -> Option<u64> {
+    let (unit, rest) = v.trim().split_once(' ')?;
+    if !unit.eq_ignore_ascii_case("bytes") {
+        return None;
+    }
+    rest.trim().strip_prefix("*/")?.parse().ok()
 }
 
 /// IDs go into URL paths: refuse anything that could change the path (as the official CLI does).
@@ -385,6 +539,17 @@ mod tests {
     fn retry_after_seconds() {
         assert_eq!(parse_retry_after("3"), Some(Duration::from_secs(3)));
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn content_ranges_are_parsed() {
+        assert_eq!(content_range("bytes 10-19/100"), Some((10, 19, Some(100))));
+        assert_eq!(content_range("bytes 10-19/*"), Some((10, 19, None)));
+        assert_eq!(content_range("bytes 19-10/100"), None);
+        assert_eq!(content_range("bytes 10-100/100"), None);
+        assert_eq!(content_range("bytes */100"), None);
+        assert_eq!(unsatisfied_total("bytes */100"), Some(100));
+        assert_eq!(unsatisfied_total("bytes 0-1/100"), None);
     }
 
     #[test]

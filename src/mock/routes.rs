@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use super::faults::{Fault, Faults, Op, op_of};
 use super::render;
@@ -85,8 +85,19 @@ async fn observe(Extract(state): Extract<Shared>, req: Request, next: Next) -> R
     let slug = (op == Op::Create).then(|| path.trim_start_matches("/v1/").to_string());
     let time = timestamp(SystemTime::now());
 
-    // Keep JSON bodies for the record; uploads stream to disk and are only counted.
-    let (req, body) = if op == Op::Upload {
+    // Keep JSON bodies for the record; uploads stream to disk and are only counted; a download
+    // has no body, and a ranged one notes its `Range` and where it starts.
+    let (req, body) = if op == Op::Download {
+        let range = req
+            .headers()
+            .get(header::RANGE)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        let body = match range {
+            Some(r) => json!({"range": r, "range_start": range_start(&r)}),
+            None => Value::Null,
+        };
+        (req, body)
+    } else if op == Op::Upload {
         let bytes = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -190,8 +201,14 @@ fn authorize(state: &State, headers: &HeaderMap) -> Result<(), Response> {
 async fn cut_body(resp: Response) -> Response {
     use axum::body::HttpBody;
     let (mut parts, body) = resp.into_parts();
-    // Streamed, so a cut gigabyte download costs no memory: pass half the bytes, then fail.
-    let Some(len) = body.size_hint().exact() else {
+    // Streamed, so a cut gigabyte download costs no memory: pass half the bytes, then fail. A
+    // streamed body (a download) knows its length only from its Content-Length.
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(len) = body.size_hint().exact().or(declared) else {
         return Response::from_parts(
             parts,
             Body::from_stream(futures_util::stream::iter([dropped()])),
@@ -210,10 +227,12 @@ async fn cut_body(resp: Response) -> Response {
                 .map(Ok::<_, std::io::Error>),
         )
     });
-    Response::from_parts(
-        parts,
-        Body::from_stream(half.chain(futures_util::stream::iter([dropped()]))),
-    )
+    // Let the half reach the wire before the connection breaks: the error comes a poll later.
+    let cut = futures_util::stream::once(async {
+        tokio::task::yield_now().await;
+        dropped()
+    });
+    Response::from_parts(parts, Body::from_stream(half.chain(cut)))
 }
 
 fn dropped() -> Result<Bytes, std::io::Error> {
@@ -585,11 +604,13 @@ async fn delete_audio(Extract(s): Extract<Shared>, Path(id): Path<String>) -> Re
     delete_project(&s, &id, ProjectKind::Audio).await
 }
 
-/// Signed, expiring, unauthenticated output download, streamed from disk.
+/// Signed, expiring, unauthenticated output download, streamed from disk. Answers a single
+/// byte range (`Range: bytes=N-`, `bytes=N-M`, `bytes=-N`) with `206` and only that part.
 async fn download(
     Extract(state): Extract<Shared>,
     Path((id, name)): Path<(String, String)>,
     Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Response {
     if let Err(why) = state.verify("GET", &format!("/_mock/files/{id}/{name}"), &query) {
         let message = if why == "expired" {
@@ -603,22 +624,130 @@ async fn download(
         return not_found();
     }
     let path = state.output_dir(&id).join(&name);
-    let Ok(file) = tokio::fs::File::open(&path).await else {
+    let Ok(mut file) = tokio::fs::File::open(&path).await else {
         return not_found();
     };
-    let len = file.metadata().await.map(|m| m.len()).unwrap_or(0);
-    let mime = render::mime_of(&name);
+    let total = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+    let mime = render::mime_of(&name).to_string();
+    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok());
+    let (start, end) = match wanted(range, total) {
+        Wanted::Whole => {
+            return (
+                [
+                    (header::CONTENT_TYPE, mime),
+                    (header::CONTENT_LENGTH, total.to_string()),
+                    (header::ACCEPT_RANGES, "bytes".to_string()),
+                ],
+                Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+                    file,
+                    256 * 1024,
+                )),
+            )
+                .into_response();
+        }
+        Wanted::Unsatisfiable => {
+            let mut r = error(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "range_not_satisfiable",
+                format!("the file has {total} bytes"),
+            );
+            let h = r.headers_mut();
+            h.insert(header::ACCEPT_RANGES, "bytes".parse().expect("valid"));
+            h.insert(
+                header::CONTENT_RANGE,
+                format!("bytes */{total}").parse().expect("valid"),
+            );
+            return r;
+        }
+        Wanted::Part { start, end } => (start, end),
+    };
+    if let Err(e) = file.seek(std::io::SeekFrom::Start(start)).await {
+        return error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_server_error",
+            format!("cannot read the output: {e}"),
+        );
+    }
+    let len = end - start + 1;
     (
+        StatusCode::PARTIAL_CONTENT,
         [
-            (header::CONTENT_TYPE, mime.to_string()),
+            (header::CONTENT_TYPE, mime),
             (header::CONTENT_LENGTH, len.to_string()),
+            (header::ACCEPT_RANGES, "bytes".to_string()),
+            (
+                header::CONTENT_RANGE,
+                format!("bytes {start}-{end}/{total}"),
+            ),
         ],
         Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
-            file,
+            file.take(len),
             256 * 1024,
         )),
     )
         .into_response()
+}
+
+/// What a `Range` header asks of a file of `total` bytes.
+#[derive(Debug, PartialEq, Eq)]
+enum Wanted {
+    /// No range, or one the mock ignores (malformed, or several ranges): the whole file, 200.
+    Whole,
+    /// Bytes `start..=end`, both within the file: 206.
+    Part { start: u64, end: u64 },
+    /// A range wholly past the end: 416.
+    Unsatisfiable,
+}
+
+fn wanted(range: Option<&str>, total: u64) -> Wanted {
+    let Some(spec) = range.and_then(bytes_spec) else {
+        return Wanted::Whole;
+    };
+    let Some((first, last)) = spec.split_once('-') else {
+        return Wanted::Whole;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    if first.is_empty() {
+        // `bytes=-N`: the last N bytes.
+        return match last.parse::<u64>() {
+            Ok(0) => Wanted::Unsatisfiable,
+            Ok(_) if total == 0 => Wanted::Unsatisfiable,
+            Ok(n) => Wanted::Part {
+                start: total - n.min(total),
+                end: total - 1,
+            },
+            Err(_) => Wanted::Whole,
+        };
+    }
+    let Ok(start) = first.parse::<u64>() else {
+        return Wanted::Whole;
+    };
+    let last = if last.is_empty() {
+        None
+    } else {
+        match last.parse::<u64>() {
+            Ok(l) if l >= start => Some(l),
+            _ => return Wanted::Whole,
+        }
+    };
+    if start >= total {
+        return Wanted::Unsatisfiable;
+    }
+    Wanted::Part {
+        start,
+        end: last.map_or(total - 1, |l| l.min(total - 1)),
+    }
+}
+
+/// The range set of a `bytes=` header, when it holds a single range.
+fn bytes_spec(header: &str) -> Option<&str> {
+    let (unit, spec) = header.trim().split_once('=')?;
+    (unit.trim().eq_ignore_ascii_case("bytes") && !spec.contains(',')).then_some(spec.trim())
+}
+
+/// Where a `Range` header starts, for the record (`None` for a suffix range or a malformed one).
+fn range_start(header: &str) -> Option<u64> {
+    bytes_spec(header)?.split_once('-')?.0.trim().parse().ok()
 }
 
 async fn account(Extract(state): Extract<Shared>) -> Response {
@@ -685,5 +814,38 @@ async fn set_credits(Extract(state): Extract<Shared>, body: Bytes) -> Response {
             "credits must be an integer",
         ),
         Err(r) => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_read_as_rfc_9110_says() {
+        let part = |start, end| Wanted::Part { start, end };
+        assert_eq!(wanted(None, 100), Wanted::Whole);
+        assert_eq!(wanted(Some("bytes=10-"), 100), part(10, 99));
+        assert_eq!(wanted(Some("bytes=10-19"), 100), part(10, 19));
+        assert_eq!(wanted(Some("bytes=0-0"), 100), part(0, 0));
+        assert_eq!(wanted(Some("bytes=90-500"), 100), part(90, 99));
+        assert_eq!(wanted(Some("bytes=-30"), 100), part(70, 99));
+        assert_eq!(wanted(Some("bytes=-300"), 100), part(0, 99));
+        assert_eq!(wanted(Some("Bytes = 5-"), 100), part(5, 99));
+        assert_eq!(wanted(Some("bytes=100-"), 100), Wanted::Unsatisfiable);
+        assert_eq!(wanted(Some("bytes=0-"), 0), Wanted::Unsatisfiable);
+        assert_eq!(wanted(Some("bytes=-0"), 100), Wanted::Unsatisfiable);
+        // Malformed or multiple ranges are ignored: the whole file.
+        for ignored in [
+            "bytes=20-10",
+            "bytes=x-",
+            "items=0-5",
+            "bytes=0-1,5-6",
+            "bytes=5",
+        ] {
+            assert_eq!(wanted(Some(ignored), 100), Wanted::Whole, "{ignored}");
+        }
+        assert_eq!(range_start("bytes=42-"), Some(42));
+        assert_eq!(range_start("bytes=-42"), None);
     }
 }

@@ -22,7 +22,8 @@ pub struct Record {
     pub method: String,
     pub path: String,
     pub op: Op,
-    /// The JSON body (null when none; uploads are summarised as `{"bytes": N}`).
+    /// The JSON body (null when none; uploads are summarised as `{"bytes": N}`, ranged downloads
+    /// as `{"range": "bytes=N-", "range_start": N}`).
     pub body: Value,
     pub status: u16,
     /// ISO-8601 time of arrival.
