@@ -448,11 +448,11 @@ async fn mount_until_stopped(args: MountArgs) -> Result<(), String> {
         state_dir,
         allow_other: args.allow_other,
         engine: EngineConfig {
-            // With webhooks, polling is only a safety net.
             poll_base: args
                 .poll_interval
-                .map(|s| Duration::from_secs_f64(s.max(0.01)))
-                .or(webhook.as_ref().map(|_| Duration::from_secs(60))),
+                .map(|s| Duration::from_secs_f64(s.max(0.01))),
+            // With webhooks, a job whose events arrive is polled only as a safety net.
+            safety_net: webhook.as_ref().map(|_| Duration::from_secs(60)),
             defaults,
             ..EngineConfig::default()
         },

@@ -317,8 +317,7 @@ async fn a_create_whose_answer_is_lost_is_an_unknown_outcome() {
     // The retry helper did not repeat it, and the mock did create (and bill) the project.
     assert_eq!(server.count("create"), 1);
 
-    // A 500 to a create may have come after the project was made: unknown too, not retried.
-    // 502 and 503 say nothing was done: retried.
+    // The API's own 500 (with its error body), 502 and 503 say nothing was created: retried.
     server.set_faults(Faults {
         rules: vec![
             Rule {
@@ -334,15 +333,25 @@ async fn a_create_whose_answer_is_lost_is_an_unknown_outcome() {
         ],
         ..Faults::default()
     });
-    let err = retry(fast(), || c.create("ai-qr-code-generator", &body))
-        .await
-        .unwrap_err();
-    assert!(matches!(err, ApiError::UnknownOutcome { .. }), "{err:?}");
-    assert_eq!(server.count("create"), 2);
     retry(fast(), || c.create("ai-qr-code-generator", &body))
         .await
         .unwrap();
     assert_eq!(server.count("create"), 4);
+    // A gateway's 504 (no API body) may have come after the project was made: unknown, not
+    // retried.
+    server.set_faults(Faults {
+        rules: vec![Rule {
+            op: Op::Create.into(),
+            fault: Fault::Gateway { status: 504 },
+            count: 1,
+        }],
+        ..Faults::default()
+    });
+    let err = retry(fast(), || c.create("ai-qr-code-generator", &body))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ApiError::UnknownOutcome { .. }), "{err:?}");
+    assert_eq!(server.count("create"), 5);
 }
 
 #[tokio::test]

@@ -465,10 +465,13 @@ fn without_url(e: &reqwest::Error) -> String {
     msg
 }
 
-/// Sorts a non-2xx answer. For a create, only the answers that say nothing was done are
-/// retryable: 429, 502 (spec/API.md §10: no job exists) and 503 (the service refused the work; our
-/// reading, as a load balancer answers it before the request reaches the API). Any other 5xx may have come after the
-/// project was made, so its outcome is unknown.
+/// Sorts a non-2xx answer. For a create, what the answer proves (docs/SEMANTICS.md, "What a
+/// create's answer proves"): 4xx is a refusal (nothing created, not retried); 429, 502
+/// (spec/API.md §10: no job exists), 503 (overload: the work was refused) and a 500 that carries
+/// the API's own error body (`{code, message}`: the API answered, with an error instead of a
+/// project) mean nothing was created, so the create is sent again; any other 5xx (504, or a
+/// 500 without the API's body, i.e. from something in front of it) may have come after the
+/// project was made: unknown.
 async fn check_status(
     resp: reqwest::Response,
     effect: Effect,
@@ -484,6 +487,9 @@ async fn check_status(
         .and_then(parse_retry_after);
     let body = resp.bytes().await.unwrap_or_default();
     let parsed: Option<ErrorBody> = serde_json::from_slice(&body).ok();
+    let api_error_body = parsed
+        .as_ref()
+        .is_some_and(|b| b.code.is_some() || !b.message.is_empty());
     let code = parsed
         .as_ref()
         .and_then(|b| b.code.clone())
@@ -492,7 +498,8 @@ async fn check_status(
         .map(|b| b.message)
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_string());
-    let nothing_done = matches!(status.as_u16(), 429 | 502 | 503);
+    let nothing_done =
+        matches!(status.as_u16(), 429 | 502 | 503) || (status.as_u16() == 500 && api_error_body);
     if status.is_server_error() && effect == Effect::Billing && !nothing_done {
         Err(ApiError::UnknownOutcome {
             reason: format!(

@@ -1,36 +1,49 @@
 //! The job engine: tokio tasks that upload, create, poll and download, never on a FUSE
 //! handler's path. Each job has at most one task; every step is persisted before the network
 //! call it leads to, so a restart resumes where it stopped and never repeats a create.
+//!
+//! Errors are true: an API that is down or busy (no connection, 429, 5xx) delays a job, it
+//! never fails it; a create is marked "in flight" only once it holds its slot and is about to
+//! be written, so a crash before that resends it at the next mount, and only a create that may
+//! have reached the API can ever be `unknown_outcome`.
 
 pub mod job;
 pub mod layout;
+pub mod limiter;
 pub(crate) mod names;
 pub mod registry;
 pub(crate) mod store;
 pub(crate) mod submit;
 pub mod webhook;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::api::catalog::{Overrides, ProjectKind};
 use crate::api::retry::{Backoff, retry};
 use crate::api::{ApiError, Client};
 use job::{JobId, JobStatus, Next, Stage, apply_poll, poll_interval};
+use limiter::{Answer, Class, Limiter};
 use registry::Registry;
 
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
     /// First poll interval for every kind; `None` follows the documented cadence (3 s, videos 5 s).
     pub poll_base: Option<Duration>,
-    /// Requests in flight at once, all jobs together.
+    /// With webhooks: how often a job whose events do arrive is still polled (a safety net).
+    /// Jobs no event has come for yet poll on their normal cadence.
+    pub safety_net: Option<Duration>,
+    /// Requests in flight at once, per kind (API calls; file transfers).
     pub max_in_flight: usize,
-    /// Requests started per second, all jobs together.
+    /// The most requests per second, all jobs together (the adaptive rate stays below it).
     pub max_per_second: f64,
+    /// Backoff between retries (its cap bounds each wait during an outage).
     pub backoff: Backoff,
+    /// How long uploads and creates wait through an outage (no connection, 429, 5xx) before
+    /// the job fails as `unavailable`. Polls and downloads never give up.
+    pub outage: Duration,
     /// The user's defaults file, over the built-in defaults.
     pub defaults: Overrides,
 }
@@ -39,61 +52,30 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             poll_base: None,
-            max_in_flight: 8,
-            max_per_second: 10.0,
+            safety_net: None,
+            max_in_flight: 16,
+            max_per_second: limiter::CEILING,
             backoff: Backoff::default(),
+            outage: Duration::from_secs(24 * 3600),
             defaults: Overrides::default(),
         }
     }
 }
 
-/// A global cap on requests in flight and on their rate. File transfers (uploads, downloads)
-/// have slots of their own, so long transfers never hold up polls.
-struct Limiter {
-    calls: Semaphore,
-    transfers: Semaphore,
-    next: Mutex<Instant>,
-    gap: Duration,
-}
-
-impl Limiter {
-    fn new(cfg: &EngineConfig) -> Limiter {
-        Limiter {
-            calls: Semaphore::new(cfg.max_in_flight.max(1)),
-            transfers: Semaphore::new(cfg.max_in_flight.max(1)),
-            next: Mutex::new(Instant::now()),
-            gap: Duration::from_secs_f64(1.0 / cfg.max_per_second.max(0.1)),
-        }
-    }
-
-    /// A slot for an API call.
-    async fn acquire(&self) -> SemaphorePermit<'_> {
-        self.paced(&self.calls).await
-    }
-
-    /// A slot for a file transfer.
-    async fn transfer(&self) -> SemaphorePermit<'_> {
-        self.paced(&self.transfers).await
-    }
-
-    async fn paced<'a>(&self, slots: &'a Semaphore) -> SemaphorePermit<'a> {
-        let permit = slots.acquire().await.expect("never closed");
-        let at = {
-            let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
-            let at = (*next).max(Instant::now());
-            *next = at + self.gap;
-            at
-        };
-        tokio::time::sleep_until(at.into()).await;
-        permit
-    }
-}
+/// How many times in a row a download may be refused with a fresh URL before the job fails.
+const MAX_REFRESHES: u32 = 8;
+/// A download URL older than this when its transfer starts is refreshed first.
+const FRESH_FOR: Duration = Duration::from_secs(2);
 
 pub struct Engine {
     client: Client,
     registry: Arc<Registry>,
     cfg: EngineConfig,
     limiter: Limiter,
+    /// Jobs a webhook event has arrived for in this run: only these poll at the safety net.
+    evented: Mutex<HashSet<JobId>>,
+    /// When each waiting job last said so in the log (one line a minute).
+    said: Mutex<HashMap<JobId, Instant>>,
     tasks: Mutex<HashMap<JobId, tokio::task::JoinHandle<()>>>,
     /// Project ids looked up under jobs/ recently, so each is probed once a minute at most.
     probed: Mutex<HashMap<String, Instant>>,
@@ -134,8 +116,10 @@ impl Engine {
         Arc::new(Engine {
             client,
             registry,
-            limiter: Limiter::new(&cfg),
+            limiter: Limiter::new(cfg.max_in_flight, cfg.max_per_second),
             cfg,
+            evented: Mutex::new(HashSet::new()),
+            said: Mutex::new(HashMap::new()),
             tasks: Mutex::new(HashMap::new()),
             probed: Mutex::new(HashMap::new()),
             wakers: Mutex::new(HashMap::new()),
@@ -228,8 +212,10 @@ impl Engine {
                 cap: Duration::from_secs(2),
             };
             let attempts = retry(quick, || async {
-                let _permit = self.limiter.acquire().await;
-                self.client.delete_project(kind, pid).await
+                let _permit = self.limiter.acquire(Class::Priority).await;
+                let deleted = self.client.delete_project(kind, pid).await;
+                self.answered(&deleted);
+                deleted
             });
             let result = tokio::time::timeout(Duration::from_secs(5), attempts)
                 .await
@@ -270,7 +256,10 @@ impl Engine {
             .clone()
     }
 
-    /// A verified webhook event: the job it is about polls now instead of at its next turn.
+    /// A verified webhook event: the job it is about polls now instead of at its next turn,
+    /// and from now on only at the safety net (its events are proven to arrive). An event for
+    /// a project no job knows may settle a job whose create's outcome was unknown: same name
+    /// (the create body's), same tool.
     pub fn on_event(self: &Arc<Self>, event: &crate::api::webhook::Event) {
         let Some(pid) = event.payload.get("id").and_then(|v| v.as_str()) else {
             return;
@@ -282,21 +271,68 @@ impl Engine {
         match job {
             Some(job) if job.stage == Stage::Created => {
                 log::info!("job {}: event {}", job.name, event.kind);
+                self.lock(&self.evented).insert(job.id);
                 // A stored permit: a task not yet waiting still wakes at once.
                 self.waker(job.id).notify_one();
                 self.kick(job.id);
             }
             Some(_) => {}
+            None if self.settle_unknown(pid, event) => {}
             None => {
                 log::debug!(
                     "webhook: event {} for a project not known yet: {pid}",
                     event.kind
                 );
-                let mut early = self.early.lock().unwrap_or_else(|p| p.into_inner());
+                let mut early = self.lock(&self.early);
                 early.retain(|_, t| t.elapsed() < Duration::from_secs(60));
                 early.insert(pid.to_string(), Instant::now());
             }
         }
+    }
+
+    /// Adopts the project of an event into the job whose create's answer was lost, if one
+    /// matches: it exists after all, so the job follows it instead of staying unknown.
+    fn settle_unknown(self: &Arc<Self>, pid: &str, event: &crate::api::webhook::Event) -> bool {
+        let name = event.payload.get("name").and_then(|v| v.as_str());
+        let family = event.kind.split('.').next().unwrap_or_default();
+        let project_type = event
+            .payload
+            .get("type")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
+        let Some(name) = name else { return false };
+        let found = self.registry.jobs().into_iter().find(|j| {
+            j.stage == Stage::Unknown
+                && j.request
+                    .as_ref()
+                    .and_then(|r| r.get("name"))
+                    .and_then(|v| v.as_str())
+                    == Some(name)
+                && j.kind().is_some_and(|k| k.as_str() == family)
+                && (project_type.is_empty()
+                    || j.kind()
+                        .and_then(|k| crate::api::catalog::tool_of_type(k, project_type))
+                        .is_some_and(|t| t.slug == j.tool))
+        });
+        let Some(job) = found else { return false };
+        log::info!(
+            "job {}: its create did reach Magic Hour (project {pid}, from event {}); following it",
+            job.name,
+            event.kind
+        );
+        self.registry.update(job.id, |j| {
+            j.project_id = Some(pid.to_string());
+            j.stage = Stage::Created;
+            j.status = JobStatus::Queued;
+            j.error = None;
+        });
+        self.lock(&self.evented).insert(job.id);
+        self.kick(job.id);
+        true
+    }
+
+    fn lock<'a, T>(&self, m: &'a Mutex<T>) -> std::sync::MutexGuard<'a, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Looks for a project made elsewhere by its id, in the background: image, video, then
@@ -317,8 +353,10 @@ impl Engine {
         self.runtime.spawn(async move {
             for kind in [ProjectKind::Image, ProjectKind::Video, ProjectKind::Audio] {
                 let found = retry(me.cfg.backoff, || async {
-                    let _permit = me.limiter.acquire().await;
-                    me.client.project(kind, &project_id).await
+                    let _permit = me.limiter.acquire(Class::Priority).await;
+                    let found = me.client.project(kind, &project_id).await;
+                    me.answered(&found);
+                    found
                 })
                 .await;
                 match found {
@@ -354,6 +392,8 @@ impl Engine {
     }
 
     async fn run(self: &Arc<Self>, id: JobId) {
+        // A job (re)started polls at once: at a mount, every unfinished job is checked.
+        let mut first_poll = true;
         loop {
             let Some(job) = self.registry.job(id) else {
                 return;
@@ -370,11 +410,16 @@ impl Engine {
             let step = match job.stage {
                 Stage::Staged => self.plan(id).await,
                 Stage::Uploading => self.upload(id).await,
-                Stage::Creating => self.create(id).await,
-                Stage::Created => self.poll(id).await,
-                Stage::Done | Stage::Failed | Stage::Unknown => return,
+                Stage::Created => {
+                    let polled = self.poll(id, first_poll).await;
+                    first_poll = false;
+                    polled
+                }
+                // A create is only ever `Creating` inside `create`; a task never resumes it.
+                Stage::Creating | Stage::Done | Stage::Failed | Stage::Unknown => return,
             };
             if step.is_err() {
+                self.lock(&self.said).remove(&id);
                 return;
             }
         }
@@ -385,6 +430,101 @@ impl Engine {
             log::warn!("job {}: {code}: {message}", job.name);
         }
         Err(Stopped)
+    }
+
+    /// Tells the limiter how an API answer went.
+    fn answered<T>(&self, result: &Result<T, ApiError>) {
+        let answer = match result {
+            Ok(_) | Err(ApiError::Refused { .. }) => Answer::Good,
+            Err(ApiError::Retryable {
+                status: Some(_),
+                retry_after,
+                ..
+            }) => Answer::Busy(*retry_after),
+            Err(ApiError::Retryable { status: None, .. } | ApiError::UnknownOutcome { .. }) => {
+                Answer::Down
+            }
+            Err(ApiError::Local(_)) => return,
+        };
+        self.limiter.answered(answer);
+    }
+
+    /// Waits out one failed attempt of a job's request: capped, jittered backoff that honours
+    /// Retry-After and ends at once when the API answers again. Says so in the log, once a
+    /// minute per job.
+    async fn wait_out(
+        &self,
+        id: JobId,
+        what: &str,
+        attempt: u32,
+        error: &ApiError,
+        since: Instant,
+    ) {
+        let retry_after = match error {
+            ApiError::Retryable { retry_after, .. } => *retry_after,
+            _ => None,
+        };
+        let delay = self.cfg.backoff.delay(attempt, retry_after);
+        let say = {
+            let mut said = self.lock(&self.said);
+            let due = said
+                .get(&id)
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
+            if due {
+                said.insert(id, Instant::now());
+            }
+            due
+        };
+        if say && let Some(job) = self.registry.job(id) {
+            log::warn!(
+                "job {}: {what} waits for the API ({error}); next try in {:.1} s, waiting for {:.0} s",
+                job.name,
+                delay.as_secs_f64(),
+                since.elapsed().as_secs_f64()
+            );
+        }
+        self.limiter.wait_out(delay).await;
+    }
+
+    /// Runs one request of a job until it succeeds or fails for good. No connection, 429 and
+    /// 5xx are waited out; `limit` bounds the whole wait (`None`: wait as long as it takes).
+    async fn patiently<T, F, Fut>(
+        &self,
+        id: JobId,
+        class: Class,
+        what: &str,
+        limit: Option<Duration>,
+        mut op: F,
+    ) -> Result<T, ApiError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ApiError>>,
+    {
+        let since = Instant::now();
+        let mut attempt = 0;
+        loop {
+            let result = {
+                let _permit = self.limiter.acquire(class).await;
+                op().await
+            };
+            if class != Class::Transfer {
+                self.answered(&result);
+            }
+            match result {
+                Err(e @ ApiError::Retryable { .. })
+                    if limit.is_none_or(|l| since.elapsed() < l) =>
+                {
+                    attempt += 1;
+                    self.wait_out(id, what, attempt, &e, since).await;
+                }
+                other => {
+                    if other.is_ok() && attempt > 0 {
+                        self.lock(&self.said).remove(&id);
+                    }
+                    return other;
+                }
+            }
+        }
     }
 
     /// Builds the body from the dropped files (local work, on a blocking thread).
@@ -414,7 +554,8 @@ impl Engine {
         }
     }
 
-    /// Uploads every planned input not uploaded yet, saving each `file_path` as it comes.
+    /// Uploads every planned input not uploaded yet, saving each `file_path` as it comes,
+    /// then sends the create.
     async fn upload(&self, id: JobId) -> Result<(), Stopped> {
         let Some(job) = self.registry.job(id) else {
             return Err(Stopped);
@@ -432,11 +573,12 @@ impl Engine {
             if input.remote.is_some() {
                 continue;
             }
-            let result = retry(self.cfg.backoff, || async {
-                let _permit = self.limiter.transfer().await;
-                self.client.upload_file(&input.path, up.media).await
-            })
-            .await;
+            let what = format!("the upload of {}", input.name);
+            let result = self
+                .patiently(id, Class::Transfer, &what, Some(self.cfg.outage), || {
+                    self.client.upload_file(&input.path, up.media)
+                })
+                .await;
             match result {
                 Ok(remote) => {
                     log::info!("job {}: uploaded {} as {remote}", job.name, input.name);
@@ -454,7 +596,7 @@ impl Engine {
                 }
             }
         }
-        // Every file_path is known: the body to send. Saved before the create is sent.
+        // Every file_path is known: the body to send.
         let Some(job) = self.registry.job(id) else {
             return Err(Stopped);
         };
@@ -467,63 +609,86 @@ impl Engine {
                 *slot = serde_json::Value::String(remote);
             }
         }
-        if self.registry.begin_create(id, body) {
-            Ok(())
-        } else {
-            Err(Stopped)
-        }
+        self.create(id, body).await
     }
 
-    /// The create call: sent once. Retried only when the API said nothing was done (no
-    /// connection, 429, 5xx); an answer lost after sending leaves the job `Unknown`.
-    async fn create(&self, id: JobId) -> Result<(), Stopped> {
+    /// The create call. `Creating` is recorded (durably) only once the call holds its slot,
+    /// right before it is written, so a stop before that leaves nothing in doubt. An answer
+    /// that proves nothing was created (no connection, 429, the API's own 5xx) puts the job
+    /// back to ready, durably, and it is sent again after a wait; an answer lost after sending
+    /// leaves the job `Unknown`, never resent.
+    async fn create(&self, id: JobId, body: serde_json::Value) -> Result<(), Stopped> {
         let Some(job) = self.registry.job(id) else {
             return Err(Stopped);
         };
-        let body = job.request.clone().unwrap_or_default();
-        let slug = job.tool.as_str();
-        let result = retry(self.cfg.backoff, || async {
-            let _permit = self.limiter.acquire().await;
-            self.client.create(slug, &body).await
-        })
-        .await;
-        match result {
-            Ok(created) => {
-                log::info!(
-                    "job {}: created {} project {} ({} credits)",
-                    job.name,
-                    slug,
-                    created.id,
-                    created.credits_charged
-                );
-                self.registry.update(id, |j| {
-                    j.project_id = Some(created.id.clone());
-                    j.stage = Stage::Created;
-                    j.status = JobStatus::Queued;
-                });
-                Ok(())
-            }
-            Err(ApiError::UnknownOutcome { reason }) => {
-                self.registry.update(id, |j| {
-                    j.stage = Stage::Unknown;
-                    j.status = JobStatus::Error;
-                    j.error = Some(unknown_outcome_text(&j.tool, &reason));
-                });
-                log::warn!(
-                    "job {}: create outcome unknown ({reason}); not resent",
-                    job.name
-                );
-                Err(Stopped)
-            }
-            Err(e) => {
-                let (code, message) = e.code_and_message();
-                self.fail(id, Stage::Failed, &code, &message)
+        let slug = job.tool.clone();
+        let since = Instant::now();
+        let mut attempt = 0;
+        loop {
+            let result = {
+                let _permit = self.limiter.acquire(Class::Create).await;
+                if !self.registry.begin_create(id, body.clone()) {
+                    return Err(Stopped);
+                }
+                self.client.create(&slug, &body).await
+            };
+            self.answered(&result);
+            match result {
+                Ok(created) => {
+                    log::info!(
+                        "job {}: created {slug} project {} ({} credits)",
+                        job.name,
+                        created.id,
+                        created.credits_charged
+                    );
+                    self.registry.update(id, |j| {
+                        j.project_id = Some(created.id.clone());
+                        j.stage = Stage::Created;
+                        j.status = JobStatus::Queued;
+                    });
+                    return Ok(());
+                }
+                Err(e @ ApiError::Retryable { .. }) => {
+                    // Nothing was created: ready to send again (a stop now resends it later).
+                    self.registry.update(id, |j| j.stage = Stage::Uploading);
+                    if since.elapsed() >= self.cfg.outage {
+                        let (code, message) = e.code_and_message();
+                        return self.fail(id, Stage::Failed, &code, &message);
+                    }
+                    attempt += 1;
+                    self.wait_out(id, "the create", attempt, &e, since).await;
+                }
+                Err(ApiError::UnknownOutcome { reason }) => {
+                    self.registry.update(id, |j| {
+                        j.stage = Stage::Unknown;
+                        j.status = JobStatus::Error;
+                        j.error = Some(unknown_outcome_text(&j.tool, &reason));
+                    });
+                    log::warn!(
+                        "job {}: create outcome unknown ({reason}); not resent",
+                        job.name
+                    );
+                    return Err(Stopped);
+                }
+                Err(e) => {
+                    let (code, message) = e.code_and_message();
+                    return self.fail(id, Stage::Failed, &code, &message);
+                }
             }
         }
     }
 
-    /// One poll, after the cadence's wait; downloads when complete.
-    async fn poll(&self, id: JobId) -> Result<(), Stopped> {
+    /// How long a created job waits before its next poll.
+    fn next_poll(&self, id: JobId, kind: ProjectKind, waited: Duration) -> Duration {
+        match self.cfg.safety_net {
+            Some(net) if self.lock(&self.evented).contains(&id) => net,
+            _ => poll_interval(kind, waited, self.cfg.poll_base),
+        }
+    }
+
+    /// One poll, after the cadence's wait (none for the first poll of a task); downloads when
+    /// complete.
+    async fn poll(&self, id: JobId, first: bool) -> Result<(), Stopped> {
         let Some(job) = self.registry.job(id) else {
             return Err(Stopped);
         };
@@ -532,24 +697,19 @@ impl Engine {
             return self.fail(id, Stage::Failed, "internal_error", "no project id");
         };
         let waited = job.created.elapsed().unwrap_or_default();
-        let early = self
-            .early
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&pid)
-            .is_some();
-        if job.status != JobStatus::Downloading && !early {
+        let early = self.lock(&self.early).remove(&pid).is_some();
+        if !first && job.status != JobStatus::Downloading && !early {
             let wake = self.waker(id);
             tokio::select! {
-                _ = tokio::time::sleep(poll_interval(kind, waited, self.cfg.poll_base)) => {}
+                _ = tokio::time::sleep(self.next_poll(id, kind, waited)) => {}
                 _ = wake.notified() => {}
             }
         }
-        let polled = retry(self.cfg.backoff, || async {
-            let _permit = self.limiter.acquire().await;
-            self.client.project(kind, &pid).await
-        })
-        .await;
+        let polled = self
+            .patiently(id, Class::Priority, "polling", None, || {
+                self.client.project(kind, &pid)
+            })
+            .await;
         let (project, raw) = match polled {
             Ok(p) => p,
             Err(ApiError::Refused { status: 404, .. }) => {
@@ -560,7 +720,7 @@ impl Engine {
                     "the project no longer exists on Magic Hour",
                 );
             }
-            // Still failing after the retries: keep the job and try again at the next poll.
+            // A refusal that may pass (a key being fixed) or a bad answer: try again later.
             Err(e) => {
                 log::warn!("job {}: poll failed: {e}", job.name);
                 return Ok(());
@@ -570,18 +730,37 @@ impl Engine {
         self.registry
             .update(id, |j| next = apply_poll(j, &project, &raw));
         match next {
-            Next::Download => self.download(id).await,
+            Next::Download => self.download(id, kind, &pid, Instant::now()).await,
             Next::Poll | Next::Stop => Ok(()),
         }
     }
 
-    /// Downloads every output not yet here, each to a temp file renamed into place, and only
-    /// then shown. An expired URL is refreshed by the next poll.
-    async fn download(&self, id: JobId) -> Result<(), Stopped> {
-        let Some(job) = self.registry.job(id) else {
-            return Err(Stopped);
-        };
-        let out_dir = self.registry.layout().output_dir(id);
+    /// Fresh download URLs: one GET of the project, ahead of new work.
+    async fn refresh(&self, id: JobId, kind: ProjectKind, pid: &str) -> Result<(), ApiError> {
+        let (project, raw) = self
+            .patiently(id, Class::Priority, "a URL refresh", None, || {
+                self.client.project(kind, pid)
+            })
+            .await?;
+        self.registry.update(id, |j| {
+            apply_poll(j, &project, &raw);
+        });
+        Ok(())
+    }
+
+    /// Downloads every output not yet here, each to a hidden part file renamed into place,
+    /// and only then shown. A URL is used as soon as it is minted: one that waited for its
+    /// transfer slot is refreshed first, while the slot is held. A cut download resumes where
+    /// it stopped; a refused one gets a fresh URL, a bounded number of times in a row.
+    async fn download(
+        &self,
+        id: JobId,
+        kind: ProjectKind,
+        pid: &str,
+        mut minted: Instant,
+    ) -> Result<(), Stopped> {
+        let layout = self.registry.layout();
+        let out_dir = layout.output_dir(id);
         if let Err(e) = tokio::fs::create_dir_all(&out_dir).await {
             return self.fail(
                 id,
@@ -590,43 +769,101 @@ impl Engine {
                 &format!("cannot create {}: {e}", out_dir.display()),
             );
         }
-        for (i, out) in job.outputs.iter().enumerate() {
-            if out.done || out.removed {
-                continue;
-            }
-            let layout = self.registry.layout();
-            let part = layout.partial_output(id, &out.name);
-            let result = retry(self.cfg.backoff, || async {
-                let _permit = self.limiter.transfer().await;
-                self.client.download(&out.url, &part).await
-            })
-            .await;
-            match result {
-                Ok(size) => {
-                    if let Err(e) = tokio::fs::rename(&part, layout.output(id, &out.name)).await {
-                        return self.fail(
-                            id,
-                            Stage::Done,
-                            "local_error",
-                            &format!("cannot keep {}: {e}", out.name),
-                        );
-                    }
-                    log::info!("job {}: downloaded {} ({size} bytes)", job.name, out.name);
-                    self.registry.update(id, |j| {
-                        j.outputs[i].done = true;
-                        j.outputs[i].size = size;
-                    });
+        let Some(job) = self.registry.job(id) else {
+            return Err(Stopped);
+        };
+        for i in 0..job.outputs.len() {
+            let since = Instant::now();
+            let (mut refused, mut attempt) = (0, 0);
+            loop {
+                let Some(out) = self
+                    .registry
+                    .job(id)
+                    .and_then(|j| j.outputs.get(i).cloned())
+                else {
+                    return Err(Stopped);
+                };
+                if out.done || out.removed {
+                    break;
                 }
-                Err(e) => {
-                    let _ = tokio::fs::remove_file(&part).await;
-                    // Expired or refused URL, or still failing: a new GET gives fresh URLs.
-                    log::info!(
-                        "job {}: download of {} failed ({e}); refreshing the URLs",
-                        job.name,
-                        out.name
-                    );
-                    tokio::time::sleep(self.cfg.backoff.delay(3, None)).await;
-                    return Ok(());
+                let part = layout.partial_output(id, &out.name);
+                let result = {
+                    let _permit = self.limiter.acquire(Class::Transfer).await;
+                    let mut url = out.url.clone();
+                    if minted.elapsed() > FRESH_FOR || refused > 0 {
+                        if let Err(e) = self.refresh(id, kind, pid).await {
+                            log::warn!("job {}: cannot refresh its URLs: {e}", job.name);
+                            return Ok(());
+                        }
+                        minted = Instant::now();
+                        match self
+                            .registry
+                            .job(id)
+                            .and_then(|j| j.outputs.get(i).cloned())
+                        {
+                            Some(o) => url = o.url,
+                            None => return Err(Stopped),
+                        }
+                    }
+                    self.client.download(&url, &part).await
+                };
+                match result {
+                    Ok(size) => {
+                        if let Err(e) = tokio::fs::rename(&part, layout.output(id, &out.name)).await
+                        {
+                            return self.fail(
+                                id,
+                                Stage::Done,
+                                "local_error",
+                                &format!("cannot keep {}: {e}", out.name),
+                            );
+                        }
+                        log::info!("job {}: downloaded {} ({size} bytes)", job.name, out.name);
+                        self.registry.update(id, |j| {
+                            j.outputs[i].done = true;
+                            j.outputs[i].size = size;
+                        });
+                        break;
+                    }
+                    // Expired or refused URL: a fresh one, used at once.
+                    Err(e @ ApiError::Refused { .. }) => {
+                        refused += 1;
+                        if refused >= MAX_REFRESHES {
+                            let (code, message) = e.code_and_message();
+                            return self.fail(
+                                id,
+                                Stage::Done,
+                                "download_refused",
+                                &format!(
+                                    "{} was refused {refused} times with fresh URLs: {code}: {message}",
+                                    out.name
+                                ),
+                            );
+                        }
+                        log::info!(
+                            "job {}: download of {} refused ({e}); refreshing its URL",
+                            job.name,
+                            out.name
+                        );
+                        tokio::time::sleep(self.cfg.backoff.delay(refused, None)).await;
+                    }
+                    // Cut off, or storage unreachable: wait, then resume from the part file.
+                    Err(e @ ApiError::Retryable { .. }) => {
+                        attempt += 1;
+                        self.wait_out(
+                            id,
+                            &format!("the download of {}", out.name),
+                            attempt,
+                            &e,
+                            since,
+                        )
+                        .await;
+                    }
+                    Err(e) => {
+                        let _ = tokio::fs::remove_file(&part).await;
+                        let (code, message) = e.code_and_message();
+                        return self.fail(id, Stage::Done, &code, &message);
+                    }
                 }
             }
         }

@@ -45,6 +45,9 @@ pub enum Fault {
     Status { status: u16 },
     /// `429` with Retry-After.
     Throttle { retry_after_secs: u64 },
+    /// Act, then answer this status with a plain-text body, as a gateway in front of the API
+    /// does when it gives up waiting (a 504): the client cannot know whether the work was done.
+    Gateway { status: u16 },
     /// Act, then cut the answer's body in the middle: for a create, the project exists and is
     /// billed but the client cannot know.
     Drop,

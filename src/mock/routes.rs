@@ -155,6 +155,11 @@ async fn observe(Extract(state): Extract<Shared>, req: Request, next: Next) -> R
                 r
             }
             Some(Fault::Drop) => cut_body(next.run(req).await).await,
+            Some(Fault::Gateway { status }) => {
+                let _ = next.run(req).await;
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::GATEWAY_TIMEOUT);
+                (status, "upstream timed out\n").into_response()
+            }
             None => next.run(req).await,
         }
     };

@@ -1,0 +1,254 @@
+//! How fast the drive talks to the API, shaped by the API's own answers.
+//!
+//! - A rate that adapts: it grows while answers are good and halves on 429 or 5xx, between a
+//!   floor and a documented ceiling; a Retry-After pauses every request until it has passed.
+//! - Priorities: calls for jobs already created (polls, URL refreshes, deletes) go before new
+//!   creates, so in a large batch outputs start arriving at once. A create waits while a
+//!   priority call is waiting, but never more than `CREATE_MAX_DEFER`, so creates never starve.
+//! - File transfers (uploads, downloads) have slots of their own: long transfers never hold up
+//!   polls.
+//! - The API's health: when it answers again after failures, every job waiting out an outage
+//!   wakes at once instead of sleeping out its backoff.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, Semaphore, SemaphorePermit};
+
+/// Requests per second the drive never exceeds, whatever the answers.
+pub const CEILING: f64 = 200.0;
+/// Requests per second the rate never drops below (so a recovery is noticed).
+pub const FLOOR: f64 = 1.0;
+const START: f64 = 20.0;
+const CREATE_MAX_DEFER: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// Polls, URL refreshes, deletes, lookups: work of jobs that exist.
+    Priority,
+    /// A create: new work, which bills.
+    Create,
+    /// An upload or a download.
+    Transfer,
+}
+
+/// What an answer says about the API's load.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Answer {
+    Good,
+    /// 429 or 5xx, with the server's Retry-After if it gave one.
+    Busy(Option<Duration>),
+    /// No connection at all.
+    Down,
+}
+
+struct Pace {
+    rate: f64,
+    next: Instant,
+    paused_until: Option<Instant>,
+}
+
+pub struct Limiter {
+    calls: Semaphore,
+    transfers: Semaphore,
+    pace: Mutex<Pace>,
+    ceiling: f64,
+    /// Priority calls waiting for a slot or their turn.
+    priority_waiting: AtomicUsize,
+    priority_idle: Notify,
+    /// Notified when the API answers well after it did not.
+    recovered: Notify,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+pub struct Permit<'a> {
+    _slot: SemaphorePermit<'a>,
+}
+
+impl Limiter {
+    /// `in_flight`: requests at once per kind (calls, transfers); `ceiling`: requests per second.
+    pub fn new(in_flight: usize, ceiling: f64) -> Limiter {
+        let ceiling = ceiling.clamp(FLOOR, CEILING);
+        Limiter {
+            calls: Semaphore::new(in_flight.max(1)),
+            transfers: Semaphore::new(in_flight.max(1)),
+            pace: Mutex::new(Pace {
+                rate: START.min(ceiling),
+                next: Instant::now(),
+                paused_until: None,
+            }),
+            ceiling,
+            priority_waiting: AtomicUsize::new(0),
+            priority_idle: Notify::new(),
+            recovered: Notify::new(),
+            failing: Default::default(),
+        }
+    }
+
+    /// Waits for a slot of this class and for its turn in the pace.
+    pub async fn acquire(&self, class: Class) -> Permit<'_> {
+        let slot = match class {
+            Class::Priority => {
+                self.priority_waiting.fetch_add(1, Ordering::SeqCst);
+                let slot = self.calls.acquire().await;
+                self.paced().await;
+                if self.priority_waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
+                    self.priority_idle.notify_waiters();
+                }
+                return Permit {
+                    _slot: slot.expect("never closed"),
+                };
+            }
+            Class::Create => {
+                let deadline = Instant::now() + CREATE_MAX_DEFER;
+                while self.priority_waiting.load(Ordering::SeqCst) > 0 {
+                    let idle = self.priority_idle.notified();
+                    if self.priority_waiting.load(Ordering::SeqCst) == 0 {
+                        break;
+                    }
+                    if tokio::time::timeout_at(deadline.into(), idle)
+                        .await
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+                self.calls.acquire().await
+            }
+            Class::Transfer => self.transfers.acquire().await,
+        };
+        self.paced().await;
+        Permit {
+            _slot: slot.expect("never closed"),
+        }
+    }
+
+    async fn paced(&self) {
+        let at = {
+            let mut p = self.pace.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let earliest = p.paused_until.filter(|&t| t > now).unwrap_or(now);
+            let at = p.next.max(earliest);
+            p.next = at + Duration::from_secs_f64(1.0 / p.rate);
+            at
+        };
+        tokio::time::sleep_until(at.into()).await;
+    }
+
+    /// Tells the limiter how an answer went: additive increase, multiplicative decrease.
+    pub fn answered(&self, answer: Answer) {
+        let mut p = self.pace.lock().unwrap_or_else(|e| e.into_inner());
+        match answer {
+            Answer::Good => {
+                p.rate = (p.rate + 1.0).min(self.ceiling);
+                drop(p);
+                if self.failing.swap(false, Ordering::SeqCst) {
+                    self.recovered.notify_waiters();
+                }
+            }
+            Answer::Busy(retry_after) => {
+                p.rate = (p.rate / 2.0).max(FLOOR);
+                if let Some(ra) = retry_after {
+                    let until = Instant::now() + ra;
+                    p.paused_until = Some(p.paused_until.map_or(until, |t| t.max(until)));
+                }
+                self.failing.store(true, Ordering::SeqCst);
+            }
+            Answer::Down => {
+                self.failing.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// The current rate, requests per second.
+    pub fn rate(&self) -> f64 {
+        self.pace.lock().unwrap_or_else(|e| e.into_inner()).rate
+    }
+
+    /// Sleeps `delay`, or less if the API recovers meanwhile.
+    pub async fn wait_out(&self, delay: Duration) {
+        let recovered = self.recovered.notified();
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = recovered => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_grows_on_good_answers_and_halves_on_busy_ones() {
+        let l = Limiter::new(4, 50.0);
+        let start = l.rate();
+        for _ in 0..100 {
+            l.answered(Answer::Good);
+        }
+        assert_eq!(l.rate(), 50.0, "capped at the ceiling");
+        l.answered(Answer::Busy(None));
+        assert_eq!(l.rate(), 25.0);
+        for _ in 0..20 {
+            l.answered(Answer::Busy(None));
+        }
+        assert_eq!(l.rate(), FLOOR);
+        assert!(start > FLOOR);
+    }
+
+    #[tokio::test]
+    async fn retry_after_pauses_every_request() {
+        let l = Limiter::new(4, 100.0);
+        l.answered(Answer::Busy(Some(Duration::from_millis(300))));
+        let t = Instant::now();
+        let _p = l.acquire(Class::Priority).await;
+        assert!(t.elapsed() >= Duration::from_millis(280));
+    }
+
+    #[tokio::test]
+    async fn a_recovery_ends_every_wait_at_once() {
+        let l = std::sync::Arc::new(Limiter::new(4, 100.0));
+        l.answered(Answer::Down);
+        let waiting = {
+            let l = l.clone();
+            tokio::spawn(async move {
+                let t = Instant::now();
+                l.wait_out(Duration::from_secs(30)).await;
+                t.elapsed()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        l.answered(Answer::Good);
+        let waited = waiting.await.unwrap();
+        assert!(waited < Duration::from_secs(5), "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn creates_wait_for_priority_calls_but_not_forever() {
+        let l = std::sync::Arc::new(Limiter::new(1, CEILING));
+        // The only call slot is taken; a priority call queues for it, then a create.
+        let held = l.acquire(Class::Priority).await;
+        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let p = {
+            let (l, order) = (l.clone(), order.clone());
+            tokio::spawn(async move {
+                let _p = l.acquire(Class::Priority).await;
+                order.lock().unwrap().push("priority");
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let c = {
+            let (l, order) = (l.clone(), order.clone());
+            tokio::spawn(async move {
+                let _p = l.acquire(Class::Create).await;
+                order.lock().unwrap().push("create");
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(held);
+        p.await.unwrap();
+        c.await.unwrap();
+        assert_eq!(*order.lock().unwrap(), ["priority", "create"]);
+    }
+}
