@@ -12,11 +12,16 @@ for l in sys.stdin:
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
         print(m["executable"])')
 run=()
+dir=$(mktemp -d)
+trap 'rm -rf "$dir"' EXIT
 if [ "$(id -u)" = 0 ]; then
   id mhfs-test >/dev/null 2>&1 || useradd --system --no-create-home mhfs-test
-  run=(runuser -u mhfs-test -- env -u CI HOME=/tmp)
+  run=(runuser -u mhfs-test -- env -u CI HOME="$dir")
+  # The checkout may sit where that user cannot reach (under /root): run copies.
+  chmod 755 "$dir"
 fi
 for bin in $bins; do
+  cp "$bin" "$dir/"
   echo "unprivileged: $(basename "$bin")"
-  (cd /tmp && "${run[@]}" "$bin" -q)
+  (cd "$dir" && "${run[@]}" "$dir/$(basename "$bin")" -q)
 done
