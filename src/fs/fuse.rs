@@ -421,6 +421,31 @@ impl Filesystem for Fuse {
         }
     }
 
+    // The space of the state directory, where drops are staged. Finder, Explorer and Samba
+    // check free space before a copy; fuser's default answer (all zeros) reads as a full disk.
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: fuser::ReplyStatfs) {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.drive.staging_dir().as_os_str().as_bytes());
+        // SAFETY: statvfs writes only into the zeroed struct we pass, from a NUL-terminated path.
+        let st = path.ok().and_then(|p| unsafe {
+            let mut st: libc::statvfs = std::mem::zeroed();
+            (libc::statvfs(p.as_ptr(), &mut st) == 0).then_some(st)
+        });
+        match st {
+            Some(st) => reply.statfs(
+                st.f_blocks,
+                st.f_bfree,
+                st.f_bavail,
+                st.f_files,
+                st.f_ffree,
+                st.f_bsize as u32,
+                255,
+                st.f_frsize as u32,
+            ),
+            None => reply.statfs(0, 0, 0, 0, 0, 512, 255, 0),
+        }
+    }
+
     // Permissions are decided by each operation (EACCES/EPERM with a log line), not up front.
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
         reply.ok();
@@ -454,6 +479,25 @@ impl Filesystem for Fuse {
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    // Samba stores DOS attributes in `user.DOSATTRIB` at every create: ENOSYS once, quietly
+    // (fuser's default answer logs a warning).
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
         reply.error(Errno::ENOSYS);
     }
 }
