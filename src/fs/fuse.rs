@@ -136,6 +136,9 @@ impl Filesystem for Fuse {
         let _ = config
             .add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC | InitFlags::FUSE_AUTO_INVAL_DATA);
         let _ = config.set_max_background(64);
+        // NFS re-export (nfsd, nfs-ganesha's FSAL_VFS): file handles carry the inode number,
+        // stable for jobs; the kernel rebuilds one it no longer caches with LOOKUP "." / "..".
+        let _ = config.add_capabilities(InitFlags::FUSE_EXPORT_SUPPORT);
         // Outputs are immutable local files: with passthrough the kernel reads them directly.
         // Only root may register backing files; asking otherwise costs a failing call per open.
         // SAFETY: geteuid cannot fail and touches no memory.
@@ -147,7 +150,11 @@ impl Filesystem for Fuse {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEntry) {
-        match name(n).and_then(|n| self.drive.lookup(parent.0, n)) {
+        let found = name(n).and_then(|n| match n {
+            "." | ".." => self.drive.lookup_dot(parent.0, n == ".."),
+            n => self.drive.lookup(parent.0, n),
+        });
+        match found {
             Ok(a) => reply.entry(&a.ttl, &attr(&a), Generation(0)),
             Err(e) => reply.error(refused("lookup", e)),
         }
