@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what the tests drive, where missing: fuse3 (fusermount3), rsync, vim (Debian
-# packages, as root), cargo-nextest (crates.io), and the official SDK's virtualenv (PyPI).
+# Installs what the tests drive, where missing: fuse3 (fusermount3), rsync, vim, bc, samba
+# (smbd) and smbclient for the SMB re-export test (Debian packages, as root), cargo-nextest (crates.io), and the official SDK's virtualenv (PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
@@ -8,6 +8,8 @@ command -v fusermount3 >/dev/null || missing+=(fuse3)
 command -v rsync >/dev/null || missing+=(rsync)
 command -v vim >/dev/null || missing+=(vim)
 command -v bc >/dev/null || missing+=(bc)
+command -v smbd >/dev/null || missing+=(samba)
+command -v smbclient >/dev/null || missing+=(smbclient)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive

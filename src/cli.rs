@@ -189,6 +189,33 @@ pub fn report_ready(result: Result<(), &str>) {
     }
 }
 
+/// Tells systemd (a `Type=notify` unit) how the service goes: `READY=1` once the mount answers,
+/// `STOPPING=1` as it unmounts. sd_notify(3)'s protocol, without libsystemd: one datagram to the
+/// Unix socket named by `NOTIFY_SOCKET` (a path, or an abstract name written with a leading `@`).
+/// Does nothing when the variable is unset, as outside systemd.
+pub fn sd_notify(state: &str) {
+    let Some(socket) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    if let Err(e) = send_notify(&socket, state) {
+        log::warn!("cannot tell systemd {state:?} on {socket:?}: {e}");
+    }
+}
+
+fn send_notify(socket: &std::ffi::OsStr, state: &str) -> std::io::Result<()> {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let name = socket.as_bytes();
+    let addr = match name.strip_prefix(b"@") {
+        Some(abstract_name) => SocketAddr::from_abstract_name(abstract_name)?,
+        None => SocketAddr::from_pathname(std::path::Path::new(socket))?,
+    };
+    let sock = UnixDatagram::unbound()?;
+    sock.send_to_addr(state.as_bytes(), &addr)?;
+    Ok(())
+}
+
 /// `--daemon`: starts this same command in the foreground as a detached child (its own session,
 /// logging to a file), waits for it to report on a pipe that it is mounted, and returns.
 pub fn daemonize(args: &MountArgs) -> Result<(), String> {
@@ -474,6 +501,7 @@ async fn mount_until_stopped(args: MountArgs) -> Result<(), String> {
         crate::engine::webhook::serve(listener, secret, Arc::new(move |e| engine.on_event(e)))?;
     }
     report_ready(Ok(()));
+    sd_notify("READY=1");
     eprintln!(
         "mhfs: mounted on {}; Ctrl-C or `umount {}` unmounts",
         args.mountpoint.display(),
@@ -487,6 +515,7 @@ async fn mount_until_stopped(args: MountArgs) -> Result<(), String> {
             _ = check.tick() => if mounted.is_unmounted() { break },
         }
     }
+    sd_notify("STOPPING=1");
     tokio::task::spawn_blocking(move || mounted.unmount())
         .await
         .map_err(|e| format!("unmount: {e}"))?;

@@ -1,14 +1,22 @@
 //! Names that are never submitted, and how job folders are named.
 
-/// Hidden names and editor or download temp names: kept in the inbox as scratch files,
-/// never submitted (README, "Submitting").
+/// Hidden names, editor or download temp names, and the files Mac and Windows clients leave
+/// behind: kept in the inbox as scratch files, never submitted (README, "Submitting").
+///
+/// Hidden (`.*`) covers macOS's AppleDouble `._*` and `.DS_Store`, and LibreOffice's
+/// `.~lock.*#`. Windows names are matched case-insensitively, as Windows does: `Thumbs.db`,
+/// `desktop.ini`, and Office's owner files `~$*`.
 pub fn is_scratch(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
     name.starts_with('.')
         || name.ends_with('~')
+        || name.starts_with("~$")
         || name == "4913"
+        || lower == "thumbs.db"
+        || lower == "desktop.ini"
         || [".swp", ".swx", ".tmp", ".part", ".crdownload"]
             .iter()
-            .any(|s| name.to_ascii_lowercase().ends_with(s))
+            .any(|s| lower.ends_with(s))
 }
 
 /// The job name for a dropped `name`: its stem, made unique with `-2`, `-3`, ...
@@ -46,6 +54,33 @@ mod tests {
             assert!(is_scratch(n), "{n}");
         }
         for n in ["x.png", "prompt.txt", "4913.png", "face.jpg"] {
+            assert!(!is_scratch(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn mac_and_windows_scratch_names_are_recognised() {
+        for n in [
+            "._photo.png",
+            ".DS_Store",
+            "Thumbs.db",
+            "THUMBS.DB",
+            "thumbs.db",
+            "desktop.ini",
+            "Desktop.INI",
+            "~$report.docx",
+            "~$x.png",
+            ".~lock.photo.png#",
+        ] {
+            assert!(is_scratch(n), "{n}");
+        }
+        for n in [
+            "thumbs.png",
+            "desktop.png",
+            "~photo.png",
+            "$x.png",
+            "lock.png#",
+        ] {
             assert!(!is_scratch(n), "{n}");
         }
     }

@@ -136,6 +136,9 @@ impl Filesystem for Fuse {
         let _ = config
             .add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC | InitFlags::FUSE_AUTO_INVAL_DATA);
         let _ = config.set_max_background(64);
+        // NFS re-export (nfsd, nfs-ganesha's FSAL_VFS): file handles carry the inode number,
+        // stable for jobs; the kernel rebuilds one it no longer caches with LOOKUP "." / "..".
+        let _ = config.add_capabilities(InitFlags::FUSE_EXPORT_SUPPORT);
         // Outputs are immutable local files: with passthrough the kernel reads them directly.
         // Only root may register backing files; asking otherwise costs a failing call per open.
         // SAFETY: geteuid cannot fail and touches no memory.
@@ -147,7 +150,11 @@ impl Filesystem for Fuse {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEntry) {
-        match name(n).and_then(|n| self.drive.lookup(parent.0, n)) {
+        let found = name(n).and_then(|n| match n {
+            "." | ".." => self.drive.lookup_dot(parent.0, n == ".."),
+            n => self.drive.lookup(parent.0, n),
+        });
+        match found {
             Ok(a) => reply.entry(&a.ttl, &attr(&a), Generation(0)),
             Err(e) => reply.error(refused("lookup", e)),
         }
@@ -421,6 +428,31 @@ impl Filesystem for Fuse {
         }
     }
 
+    // The space of the state directory, where drops are staged. Finder, Explorer and Samba
+    // check free space before a copy; fuser's default answer (all zeros) reads as a full disk.
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: fuser::ReplyStatfs) {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(self.drive.staging_dir().as_os_str().as_bytes());
+        // SAFETY: statvfs writes only into the zeroed struct we pass, from a NUL-terminated path.
+        let st = path.ok().and_then(|p| unsafe {
+            let mut st: libc::statvfs = std::mem::zeroed();
+            (libc::statvfs(p.as_ptr(), &mut st) == 0).then_some(st)
+        });
+        match st {
+            Some(st) => reply.statfs(
+                st.f_blocks,
+                st.f_bfree,
+                st.f_bavail,
+                st.f_files,
+                st.f_ffree,
+                st.f_bsize as u32,
+                255,
+                st.f_frsize as u32,
+            ),
+            None => reply.statfs(0, 0, 0, 0, 0, 512, 255, 0),
+        }
+    }
+
     // Permissions are decided by each operation (EACCES/EPERM with a log line), not up front.
     fn access(&self, _req: &Request, _ino: INodeNo, _mask: fuser::AccessFlags, reply: ReplyEmpty) {
         reply.ok();
@@ -454,6 +486,25 @@ impl Filesystem for Fuse {
     }
 
     fn listxattr(&self, _req: &Request, _ino: INodeNo, _size: u32, reply: ReplyXattr) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    // Samba stores DOS attributes in `user.DOSATTRIB` at every create: ENOSYS once, quietly
+    // (fuser's default answer logs a warning).
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn removexattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
         reply.error(Errno::ENOSYS);
     }
 }

@@ -248,6 +248,11 @@ impl Drive {
         &self.registry
     }
 
+    /// Where dropped files are staged: the space free there is the space a copy can take.
+    pub fn staging_dir(&self) -> &Path {
+        &self.inbox
+    }
+
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }

@@ -256,6 +256,15 @@ impl Drive {
     }
 
     /// The parent directory's inode of a node, for `..`.
+    /// LOOKUP of "." (the inode itself) or ".." (its parent): what the kernel asks to rebuild a
+    /// file handle of an NFS export whose inode it no longer caches. Counted as a lookup.
+    pub fn lookup_dot(&self, ino: u64, dotdot: bool) -> FsResult<Attr> {
+        let target = if dotdot { self.parent_of(ino) } else { ino };
+        let attr = self.getattr(target)?;
+        Self::remember(&mut self.lock(), target);
+        Ok(attr)
+    }
+
     pub fn parent_of(&self, ino: u64) -> u64 {
         let inner = self.lock();
         match self.node(&inner, ino) {
