@@ -43,13 +43,20 @@ fn rm_r_deletes_the_project_once_and_the_folder() {
 }
 
 #[test]
-fn removing_files_inside_a_job_drops_local_copies_only() {
+fn removing_files_inside_a_job_hides_them_only() {
     let Some(d) = TestDrive::start() else { return };
     drop_photo(&d, "photo-colorizer", "pic");
     d.wait_status("pic", &["complete"]);
     d.ok("rm jobs/pic/output.png");
     assert_eq!(d.ok("ls jobs/pic"), "job.json\nrequest.json\nstatus\n");
+    assert!(d.fails("cat jobs/pic/output.png").contains("No such file"));
     assert_eq!(d.count("delete"), 0);
+    // Paid work is not destroyed by an rm: the download stays on disk until the DELETE.
+    let kept = std::fs::read_dir(d.state().join("jobs"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("out/output.png"))
+        .find(|p| p.exists());
+    assert!(kept.is_some(), "the local copy is kept");
     d.wait_status("pic", &["complete"]);
 }
 
@@ -66,7 +73,7 @@ fn a_refused_delete_keeps_the_job() {
         }],
         ..Faults::default()
     });
-    let err = d.fails("rmdir jobs/kept");
+    let err = d.fails("rm -r jobs/kept");
     assert!(err.contains("Input/output error"), "{err}");
     assert_eq!(d.jobs(), ["kept"]);
     assert_eq!(d.count("delete"), 1);
@@ -88,7 +95,7 @@ fn a_project_already_gone_is_removed_locally() {
         }],
         ..Faults::default()
     });
-    d.ok("rmdir jobs/gone");
+    d.ok("rm -r jobs/gone");
     assert!(d.jobs().is_empty());
 }
 

@@ -1,5 +1,6 @@
 //! A job as the drive keeps it, and the pure rules that move it along.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -96,11 +97,24 @@ pub struct OutputFile {
     pub url: String,
     #[serde(default)]
     pub done: bool,
-    /// Removed by the user (`rm`): not shown, not downloaded again.
+    /// Removed by an mhfs before the trash existed (its local copy is gone): not shown, not
+    /// downloaded again. `rm` now only hides a file (`Job::hidden`).
     #[serde(default)]
     pub removed: bool,
     #[serde(default)]
     pub size: u64,
+}
+
+/// Where a trashed job is: its trash folder (`.Trash-<uid>`) and its name in `files/`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trashed {
+    pub bin: String,
+    pub name: String,
+    /// Being emptied by a file manager or `gio trash --empty` (gvfs): moved to
+    /// `<bin>/expunged/<this>` before its files are removed; back in `files/` if Magic Hour
+    /// does not delete it.
+    #[serde(default)]
+    pub expunged: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,6 +146,18 @@ pub struct Job {
     /// uid and gid of the user who dropped it: the files its JSON names must be theirs to read.
     #[serde(default)]
     pub owner: Option<(u32, u32)>,
+    /// Names in its folder the user removed (`rm`, `rm -r`, `mv` out of the drive): not listed,
+    /// but their data stays on disk until the job's DELETE succeeds; a failed DELETE shows them
+    /// again, so the job is whole.
+    #[serde(default)]
+    pub hidden: BTreeSet<String>,
+    /// In the desktop trash (`<mount>/<bin>/files/<name>`) instead of `jobs/`. Nothing is sent
+    /// to Magic Hour for trashing or restoring.
+    #[serde(default)]
+    pub trashed: Option<Trashed>,
+    /// Emptied from the trash before it finished: its DELETE is sent once it ends.
+    #[serde(default)]
+    pub delete_when_done: bool,
     pub created: SystemTime,
     pub updated: SystemTime,
 }
@@ -155,6 +181,9 @@ impl Job {
             outputs: vec![],
             plan: None,
             owner: None,
+            hidden: BTreeSet::new(),
+            trashed: None,
+            delete_when_done: false,
             created: now,
             updated: now,
         }

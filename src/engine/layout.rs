@@ -6,6 +6,9 @@
 //! <state>/inbox/<tool>/...   files being written into the inbox (scratch files too)
 //! <state>/jobs/<id>/input/   a job's dropped inputs (and copies of local files its JSON names)
 //! <state>/jobs/<id>/out/     its downloaded outputs (`.<name>.part` while downloading)
+//! <state>/trash/.Trash-<uid>/ the desktop trash of the mount: `info/` holds the `.trashinfo`
+//!                            files as written; `files/` only marks that it exists (trashed
+//!                            jobs are listed there from the registry)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -54,6 +57,16 @@ impl Layout {
 
     pub fn output_dir(&self, id: JobId) -> PathBuf {
         self.job_dir(id).join("out")
+    }
+
+    /// The mount's trash folders (`.Trash-<uid>`).
+    pub fn trash(&self) -> PathBuf {
+        self.root.join("trash")
+    }
+
+    /// One trash folder: `bin` is its name at the mount's root (`.Trash-1000`).
+    pub fn trash_bin(&self, bin: &str) -> PathBuf {
+        self.trash().join(bin)
     }
 
     /// A downloaded output, once renamed into place.

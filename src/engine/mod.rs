@@ -145,7 +145,7 @@ impl Engine {
                     "job {}: create was in flight at the last stop; outcome unknown, not resent",
                     job.name
                 );
-            } else if job.is_active() {
+            } else if job.is_active() || job.delete_when_done {
                 self.kick(job.id);
             }
         }
@@ -164,6 +164,7 @@ impl Engine {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
+            me.delete_if_emptied(id).await;
         });
         tasks.insert(id, task);
     }
@@ -245,6 +246,32 @@ impl Engine {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id);
         Ok(())
+    }
+
+    /// Trash hook: a job emptied from the trash while it ran (`delete_when_done`) is deleted
+    /// once it ends. If Magic Hour does not delete it, it stays in the trash, whole.
+    async fn delete_if_emptied(self: &Arc<Self>, id: JobId) {
+        let emptied = self
+            .registry
+            .with_job(id, |j| j.delete_when_done && !j.is_active());
+        if emptied != Some(true) {
+            return;
+        }
+        if let Err(e) = self.delete(id).await
+            && let Some(job) = self.registry.update(id, |j| {
+                j.delete_when_done = false;
+                j.hidden.clear();
+                if let Some(t) = j.trashed.as_mut() {
+                    t.expunged = None;
+                }
+            })
+        {
+            log::warn!(
+                "job {}: emptied from the trash, but not deleted on Magic Hour ({e}); it is \
+                 back in the trash",
+                job.name
+            );
+        }
     }
 
     fn waker(&self, id: JobId) -> Arc<tokio::sync::Notify> {

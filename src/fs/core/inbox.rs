@@ -14,6 +14,13 @@ impl Drive {
                     rel,
                     write: true,
                 }) => (file.clone(), rel.clone()),
+                Some(Handle::Plain { file, write: true }) => {
+                    let file = file.clone();
+                    drop(inner);
+                    file.write_all_at(data, offset)
+                        .map_err(|e| FsError::io(e, "write"))?;
+                    return Ok(data.len() as u32);
+                }
                 _ => return Err(FsError::quiet(libc::EBADF)),
             };
             inner.open.entry(rel.clone()).or_default().written = true;
@@ -27,7 +34,7 @@ impl Drive {
 
     pub fn fsync(&self, fh: u64) -> FsResult<()> {
         let file = match self.lock().handles.get(&fh) {
-            Some(Handle::Staged { file, .. }) => file.clone(),
+            Some(Handle::Staged { file, .. }) | Some(Handle::Plain { file, .. }) => file.clone(),
             _ => return Ok(()),
         };
         file.sync_data().map_err(|e| FsError::io(e, "fsync"))
@@ -101,6 +108,10 @@ impl Drive {
         owner: (u32, u32),
     ) -> FsResult<(Attr, Opened)> {
         let mut inner = self.lock();
+        if let Some(Node::BinInfo(uid)) = self.node(&inner, parent) {
+            drop(inner);
+            return self.info_create(uid, name, mode);
+        }
         let Some((dir, tool, in_folder)) = self.staged_dir(&inner, parent) else {
             return Err(self.refuse_write(&inner, parent, name));
         };
@@ -163,6 +174,9 @@ impl Drive {
     }
 
     pub fn mkdir(&self, parent: u64, name: &str, mode: u32, owner: (u32, u32)) -> FsResult<Attr> {
+        if let Some(made) = self.trash_mkdir(parent, name) {
+            return made;
+        }
         let mut inner = self.lock();
         match self.staged_dir(&inner, parent) {
             Some((dir, _, false)) => {
@@ -218,6 +232,7 @@ impl Drive {
                     self.inbox.join(rel)
                 }
                 Some(Node::Staged(_)) => return Err(FsError::quiet(libc::ENOENT)),
+                Some(Node::Info(path)) => path,
                 _ => {
                     drop(inner);
                     if size.is_some() {
@@ -231,7 +246,8 @@ impl Drive {
             let file = fh.and_then(|fh| match self.lock().handles.get(&fh) {
                 Some(Handle::Staged {
                     file, write: true, ..
-                }) => Some(file.clone()),
+                })
+                | Some(Handle::Plain { file, write: true }) => Some(file.clone()),
                 _ => None,
             });
             let result = match file {
@@ -273,60 +289,27 @@ impl Drive {
             Self::touch_folder(&mut inner, &rel);
             return Ok(());
         }
-        let Some(Node::Job(id)) = self.node(&inner, parent) else {
-            return Err(FsError::refuse(
+        match self.node(&inner, parent) {
+            Some(Node::Job(id)) => {
+                drop(inner);
+                self.unlink_job_file(id, name)
+            }
+            Some(Node::BinInfo(uid)) => {
+                let path = self.info_path(uid, name);
+                std::fs::remove_file(&path).map_err(|e| FsError::io(e, "unlink"))?;
+                Self::drop_info(&mut inner, &path);
+                Ok(())
+            }
+            _ => Err(FsError::refuse(
                 libc::EPERM,
                 format!("cannot remove {name:?} here"),
-            ));
-        };
-        drop(inner);
-        let layout = self.registry.layout();
-        let (part, path) = self
-            .registry
-            .with_job(id, |job| {
-                let part = job_folder::part_named(job, name);
-                (
-                    part,
-                    part.and_then(|p| job_folder::local_file(layout, job, p)),
-                )
-            })
-            .ok_or(FsError::quiet(libc::ENOENT))?;
-        // Removing a file of a job drops the local copy; status and the JSON files stay (they
-        // are views of the job, which only rmdir of its folder removes).
-        match (part.ok_or(FsError::quiet(libc::ENOENT))?, path) {
-            (Part::Output(i), path) => {
-                if let Some(path) = path {
-                    let _ = std::fs::remove_file(path);
-                }
-                self.registry.update(id, |j| {
-                    if let Some(o) = j.outputs.get_mut(i) {
-                        o.removed = true;
-                    }
-                });
-            }
-            (Part::Input(_), Some(path)) => {
-                let _ = std::fs::remove_file(path);
-            }
-            _ => {}
+            )),
         }
-        Ok(())
     }
 
     pub fn rmdir(self: &Arc<Self>, parent: u64, name: &str) -> Rmdir {
-        if parent == JOBS {
-            let Some(id) = self.registry.by_name(name) else {
-                return Rmdir::Done(Err(FsError::quiet(libc::ENOENT)));
-            };
-            let Some(hooks) = self.hooks.get() else {
-                return Rmdir::Done(Err(FsError::refuse(libc::EIO, "the engine is not running")));
-            };
-            let delete = (hooks.delete)(id);
-            let name = name.to_string();
-            return Rmdir::Pending(Box::pin(async move {
-                delete.await.map_err(|e| {
-                    FsError::refuse(e.errno(), format!("rmdir jobs/{name}: the job stays: {e}"))
-                })
-            }));
+        if let Some(id) = self.job_in(parent, name) {
+            return self.remove_job(id);
         }
         let inner = self.lock();
         if let Some((dir, _, false)) = self.staged_dir(&inner, parent) {
@@ -363,6 +346,9 @@ impl Drive {
     ) -> FsResult<()> {
         if parent == JOBS && new_parent == JOBS {
             return self.rename_job(name, new_name);
+        }
+        if let Some(done) = self.rename_trash(parent, name, new_parent, new_name) {
+            return done;
         }
         let mut inner = self.lock();
         let from = self.staged_dir(&inner, parent);
@@ -454,8 +440,7 @@ impl Drive {
 
     fn rename_job(&self, name: &str, new_name: &str) -> FsResult<()> {
         let id = self
-            .registry
-            .by_name(name)
+            .job_in(JOBS, name)
             .ok_or(FsError::quiet(libc::ENOENT))?;
         if name == new_name {
             return Ok(());

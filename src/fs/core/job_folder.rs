@@ -110,7 +110,8 @@ pub fn parts(job: &Job) -> Vec<(String, Part)> {
             }
         }
     }
-    parts.retain(|(_, p)| p.slot().is_some());
+    // Removed names stay hidden (their data is kept until the job's DELETE succeeds).
+    parts.retain(|(n, p)| p.slot().is_some() && !job.hidden.contains(n));
     parts
 }
 

@@ -25,6 +25,7 @@ use super::readme;
 mod error;
 mod inbox;
 pub mod job_folder;
+mod trash;
 mod tree;
 
 pub use error::{FsError, FsResult};
@@ -142,6 +143,13 @@ enum Node {
     Moved(PathBuf),
     Job(JobId),
     JobFile(JobId, Part),
+    /// A trash folder `.Trash-<uid>`, its `files/` (trashed jobs) and `info/` (local files).
+    Bin(u32),
+    BinFiles(u32),
+    BinInfo(u32),
+    BinExpunged(u32),
+    /// A file of a trash's `info/`, by its path on local disk.
+    Info(PathBuf),
 }
 
 enum Handle {
@@ -152,6 +160,11 @@ enum Handle {
     },
     Snapshot(Arc<Vec<u8>>),
     Local(Arc<File>),
+    /// An ordinary local file (a trash's `.trashinfo`).
+    Plain {
+        file: Arc<File>,
+        write: bool,
+    },
 }
 
 #[derive(Default)]
@@ -184,6 +197,9 @@ struct Inner {
     /// Inbox files and folders being moved into a job right now: nothing may open or change
     /// them meanwhile.
     submitting: HashSet<PathBuf>,
+    /// Files of the trashes' `info/` folders by inode, and by path.
+    info: HashMap<u64, Counted>,
+    info_inos: HashMap<PathBuf, u64>,
 }
 
 pub struct DriveConfig {
@@ -278,6 +294,12 @@ impl Drive {
             JOBS => return Some(Node::Jobs),
             _ => {}
         }
+        if let Some(node) = trash::decode_trash(ino) {
+            return Some(node);
+        }
+        if let Some(c) = inner.info.get(&ino) {
+            return Some(Node::Info(c.path.clone()));
+        }
         if ino >= job_folder::JOB_BASE {
             return job_folder::decode(ino).map(|(id, part)| match part {
                 None => Node::Job(id),
@@ -344,6 +366,16 @@ impl Drive {
             if c.lookups == 0 {
                 inner.moved.remove(&ino);
             }
+        } else if let Some(c) = inner.info.get_mut(&ino) {
+            c.lookups = c.lookups.saturating_sub(n);
+            if c.lookups == 0 {
+                let path = inner.info.remove(&ino).map(|c| c.path);
+                if let Some(path) = path
+                    && inner.info_inos.get(&path) == Some(&ino)
+                {
+                    inner.info_inos.remove(&path);
+                }
+            }
         }
     }
 
@@ -351,7 +383,7 @@ impl Drive {
     /// counted): for tests of the inode lifecycle.
     pub fn inode_count(&self) -> usize {
         let inner = self.lock();
-        inner.staged.len() + inner.moved.len()
+        inner.staged.len() + inner.moved.len() + inner.info.len()
     }
 }
 

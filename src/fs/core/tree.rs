@@ -7,7 +7,14 @@ use super::*;
 impl Drive {
     // ---- attributes ----
 
-    fn attr(&self, ino: u64, kind: Kind, size: u64, perm: u16, mtime: SystemTime) -> Attr {
+    pub(super) fn attr(
+        &self,
+        ino: u64,
+        kind: Kind,
+        size: u64,
+        perm: u16,
+        mtime: SystemTime,
+    ) -> Attr {
         let ttl = match kind {
             Kind::Dir => DIR_TTL,
             Kind::File => FILE_TTL,
@@ -89,6 +96,7 @@ impl Drive {
             Node::Moved(path) => self.disk_attr(ino, &path, None),
             Node::Job(id) => self.job_attr(ino, id, None),
             Node::JobFile(id, part) => self.job_attr(ino, id, Some(part)),
+            node => self.trash_getattr(&node, ino),
         }
     }
 
@@ -124,7 +132,10 @@ impl Drive {
                     "README.txt" => self.getattr(README),
                     "inbox" => self.getattr(INBOX),
                     "jobs" => self.getattr(JOBS),
-                    _ => missing(),
+                    _ => match trash::bin_uid(name) {
+                        Some(uid) => self.getattr(trash::bin_ino(uid)),
+                        None => missing(),
+                    },
                 };
             }
             INBOX => {
@@ -142,9 +153,16 @@ impl Drive {
                     }
                     return missing();
                 };
+                // A trashed job keeps its name (no new job takes it) but is not in jobs/.
+                if self.job_in(JOBS, name).is_none() {
+                    return missing();
+                }
                 return self.job_attr(job_folder::dir_ino(id), id, None);
             }
             _ => {}
+        }
+        if let Some(found) = self.trash_lookup(parent, name) {
+            return found;
         }
         if parent >= job_folder::JOB_BASE {
             let Some((id, None)) = job_folder::decode(parent) else {
@@ -183,11 +201,13 @@ impl Drive {
         };
         match ino {
             ROOT => {
-                return Ok(vec![
+                let mut root = vec![
                     entry(README, Kind::File, "README.txt"),
                     entry(INBOX, Kind::Dir, "inbox"),
                     entry(JOBS, Kind::Dir, "jobs"),
-                ]);
+                ];
+                root.extend(self.bins());
+                return Ok(root);
             }
             INBOX => {
                 return Ok(TOOLS
@@ -197,14 +217,16 @@ impl Drive {
                     .collect());
             }
             JOBS => {
-                return Ok(self
-                    .registry
-                    .names()
-                    .into_iter()
-                    .map(|(id, name)| entry(job_folder::dir_ino(id), Kind::Dir, &name))
-                    .collect());
+                return Ok(self.registry.select(|j| {
+                    j.trashed
+                        .is_none()
+                        .then(|| entry(job_folder::dir_ino(j.id), Kind::Dir, &j.name))
+                }));
             }
             _ => {}
+        }
+        if let Some(listed) = self.trash_readdir(ino) {
+            return listed;
         }
         if ino >= job_folder::JOB_BASE {
             let Some((id, None)) = job_folder::decode(ino) else {
@@ -269,7 +291,17 @@ impl Drive {
         let inner = self.lock();
         match self.node(&inner, ino) {
             Some(Node::Tool(_)) => INBOX,
-            Some(Node::Job(_)) => JOBS,
+            Some(
+                node @ (Node::Job(_)
+                | Node::Bin(_)
+                | Node::BinFiles(_)
+                | Node::BinInfo(_)
+                | Node::BinExpunged(_)
+                | Node::Info(_)),
+            ) => {
+                drop(inner);
+                self.trash_parent(&node).unwrap_or(ROOT)
+            }
             Some(Node::JobFile(id, _)) => job_folder::dir_ino(id),
             Some(Node::Staged(rel)) => {
                 let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -357,6 +389,17 @@ impl Drive {
                 let fh = Self::new_handle(&mut self.lock(), Handle::Local(file.clone()));
                 Ok(opened(fh, false, Some(file)))
             }
+            Some(Node::Info(path)) => {
+                let file = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(write)
+                    .truncate(truncate && write)
+                    .open(&path)
+                    .map_err(|e| FsError::io(e, "open"))?;
+                let file = Arc::new(file);
+                let fh = Self::new_handle(&mut inner, Handle::Plain { file, write });
+                Ok(opened(fh, false, None))
+            }
             Some(Node::Moved(_)) | None => Err(FsError::quiet(libc::ENOENT)),
             Some(_) => Err(FsError::quiet(libc::EISDIR)),
         }
@@ -369,9 +412,9 @@ impl Drive {
         }
         let src = match self.lock().handles.get(&fh) {
             Some(Handle::Snapshot(b)) => Src::Bytes(b.clone()),
-            Some(Handle::Staged { file, .. }) | Some(Handle::Local(file)) => {
-                Src::File(file.clone())
-            }
+            Some(Handle::Staged { file, .. })
+            | Some(Handle::Local(file))
+            | Some(Handle::Plain { file, .. }) => Src::File(file.clone()),
             None => return Err(FsError::quiet(libc::EBADF)),
         };
         match src {
