@@ -113,7 +113,10 @@ Jobs: jobs/<name>/
   request.json  the body sent to create the job
   error         why it failed ("<code>: <message>"); the dropped input is kept beside it
   output.<ext>  the outputs (output-1.<ext> ... when several), once downloaded
-rm -r jobs/<name> deletes the project on Magic Hour; mv jobs/a jobs/b renames locally.
+rm -r jobs/<name> of a finished job deletes the project on Magic Hour (if Magic Hour refuses,
+the job stays whole); an unfinished one is busy until it ends. mv jobs/a jobs/b renames locally.
+gio trash jobs/<name> (or a file manager) moves a job to .Trash-<uid>/ without deleting it;
+restore it from there, or empty the trash to delete it.
 A project made elsewhere (web app, SDK) is adopted by looking up its id: ls jobs/<project-id>
 says "No such file" at first; a moment later the job is there.
 
