@@ -258,3 +258,20 @@ fn hidden_files_and_the_trash_survive_a_remount() {
     assert!(d.fails("mv -T jobs/b-2 jobs/a").contains("exists"));
     assert_eq!(d.count("delete"), 0);
 }
+
+#[test]
+fn an_emptied_unfinished_job_is_deleted_after_a_remount_too() {
+    let _trash = trash_lock();
+    let Some(mut d) = slow(3) else { return };
+    drop_photo(&d, "photo-colorizer", "later");
+    d.wait_status("later", &["queued", "rendering"]);
+    d.ok("mkdir -p .Trash-0/files && mv jobs/later .Trash-0/files/");
+    d.ok("rm -r .Trash-0/files/later");
+    d.unmount();
+    assert_eq!(d.count("delete"), 0);
+    d.mount();
+    assert_eq!(d.ok("ls .Trash-0/files"), "");
+    wait_count(&d, "delete", 1, Duration::from_secs(20));
+    assert_eq!(d.count("create"), 1);
+    assert!(d.jobs().is_empty());
+}

@@ -473,6 +473,21 @@ impl Filesystem for Fuse {
         reply.error(Errno::ENOTTY);
     }
 
+    // No preallocation (glib asks before writing a `.trashinfo`, and does without): ENOSYS once,
+    // and the kernel answers EOPNOTSUPP itself from then on, without a warning each time.
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _length: u64,
+        _mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
     // No extended attributes: ENOSYS once, and the kernel stops asking (ls -l, rsync, cp -a).
     fn getxattr(
         &self,

@@ -638,3 +638,34 @@ impl Drive {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_dot_trash_dash_digits_names_a_trash() {
+        assert_eq!(bin_uid(".Trash-0"), Some(0));
+        assert_eq!(bin_uid(".Trash-1000"), Some(1000));
+        for bad in [
+            ".Trash",
+            ".Trash-",
+            ".Trash-x",
+            ".Trash-007",
+            ".Trash--1",
+            "Trash-1",
+        ] {
+            assert_eq!(bin_uid(bad), None, "{bad}");
+        }
+        for uid in [0, 1000, u32::MAX] {
+            assert!(matches!(decode_trash(bin_ino(uid)), Some(Node::Bin(u)) if u == uid));
+            assert!(matches!(decode_trash(files_ino(uid)), Some(Node::BinFiles(u)) if u == uid));
+            assert!(matches!(decode_trash(info_ino(uid)), Some(Node::BinInfo(u)) if u == uid));
+            assert!(
+                matches!(decode_trash(expunged_ino(uid)), Some(Node::BinExpunged(u)) if u == uid)
+            );
+            assert!(expunged_ino(uid) < job_folder::JOB_BASE);
+        }
+        assert!(decode_trash(job_folder::JOB_BASE).is_none());
+    }
+}
