@@ -53,6 +53,11 @@ pub fn run_jobs(args: JobsArgs) -> Result<(), String> {
     );
     for j in jobs {
         let done = j.outputs.iter().filter(|o| o.done && !o.removed).count();
+        // A trashed job is named where it is shown.
+        let name = match &j.trashed {
+            Some(t) => format!("{}/files/{}", t.bin, t.name),
+            None => j.name.clone(),
+        };
         let error = j
             .error
             .as_deref()
@@ -62,7 +67,7 @@ pub fn run_jobs(args: JobsArgs) -> Result<(), String> {
             .collect::<String>();
         println!(
             "{:<24} {:<26} {:<12} {:<27} {:>7}  {error}",
-            j.name,
+            name,
             j.tool,
             j.status.as_str(),
             j.project_id.as_deref().unwrap_or("-"),

@@ -275,3 +275,62 @@ fn an_emptied_unfinished_job_is_deleted_after_a_remount_too() {
     assert_eq!(d.count("create"), 1);
     assert!(d.jobs().is_empty());
 }
+
+/// A refusal for the next DELETE.
+fn refuse_next_delete(d: &TestDrive) {
+    d.mock.set_faults(Faults {
+        rules: vec![Rule {
+            op: Op::Delete.into(),
+            fault: Fault::Status { status: 422 },
+            count: 1,
+        }],
+        ..Faults::default()
+    });
+}
+
+#[test]
+fn a_refused_delete_while_emptying_the_trash_puts_the_job_back_whole() {
+    let _trash = trash_lock();
+    let Some(d) = TestDrive::start() else { return };
+    drop_photo(&d, "photo-colorizer", "stays");
+    d.wait_status("stays", &["complete"]);
+    d.ok("gio trash jobs/stays");
+    refuse_next_delete(&d);
+    // gvfs moves it to expunged/, removes its files, then the folder: refused, it comes back.
+    gio(&d, "--empty");
+    wait_count(&d, "delete", 1, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(d.ok("ls .Trash-0/files"), "stays\n");
+    assert_eq!(
+        d.ok("ls .Trash-0/files/stays"),
+        "job.json\noutput.png\nrequest.json\nstatus\n"
+    );
+    // Once Magic Hour agrees, rm -r empties it.
+    d.ok("rm -r .Trash-0/files/stays");
+    assert_eq!(d.count("delete"), 2);
+    assert_eq!(d.ok("ls .Trash-0/files"), "");
+}
+
+#[test]
+fn a_refused_delete_of_an_emptied_unfinished_job_puts_it_back_in_the_trash() {
+    let _trash = trash_lock();
+    let Some(d) = slow(2) else { return };
+    drop_photo(&d, "photo-colorizer", "back");
+    d.wait_status("back", &["queued", "rendering"]);
+    d.ok("mkdir -p .Trash-0/files && mv jobs/back .Trash-0/files/");
+    refuse_next_delete(&d);
+    d.ok("rm -r .Trash-0/files/back");
+    wait_count(&d, "delete", 1, Duration::from_secs(20));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while d.ok("ls .Trash-0/files") != "back\n" {
+        assert!(
+            Instant::now() < deadline,
+            "not back in the trash\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(d.ok("cat .Trash-0/files/back/status"), "complete\n");
+    assert!(d.ok("ls .Trash-0/files/back").contains("output.png"));
+    assert!(d.log().contains("back in the trash"));
+}
