@@ -8,12 +8,13 @@ impl Drive {
     pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
         let (file, rel) = {
             let mut inner = self.lock();
-            let (file, rel) = match inner.handles.get(&fh) {
+            let (file, id, rel) = match inner.handles.get(&fh) {
                 Some(Handle::Staged {
                     file,
+                    id,
                     rel,
                     write: true,
-                }) => (file.clone(), rel.clone()),
+                }) => (file.clone(), *id, rel.clone()),
                 Some(Handle::Plain { file, write: true }) => {
                     let file = file.clone();
                     drop(inner);
@@ -23,7 +24,9 @@ impl Drive {
                 }
                 _ => return Err(FsError::quiet(libc::EBADF)),
             };
-            inner.open.entry(rel.clone()).or_default().written = true;
+            if let Some(w) = inner.open.get_mut(&id) {
+                w.written = true;
+            }
             Self::touch_folder(&mut inner, &rel);
             (file, rel)
         };
@@ -46,28 +49,66 @@ impl Drive {
         let (rel, job) = {
             let mut inner = self.lock();
             let Some(Handle::Staged {
-                rel, write: true, ..
+                id, write: true, ..
             }) = inner.handles.remove(&fh)
             else {
                 return;
             };
-            let meta = inner.open.entry(rel.clone()).or_default();
-            meta.writers = meta.writers.saturating_sub(1);
-            if meta.writers > 0 {
-                return;
-            }
-            let written = std::mem::take(&mut meta.written);
-            inner.open.remove(&rel);
-            Self::touch_folder(&mut inner, &rel);
-            if !written {
-                return;
-            }
-            let Some(job) = self.reserve_file(&mut inner, &rel) else {
+            let Some(w) = inner.open.get_mut(&id) else {
                 return;
             };
-            (rel, job)
+            w.writers = w.writers.saturating_sub(1);
+            if w.writers > 0 {
+                return;
+            }
+            let w = inner.open.remove(&id).expect("found above");
+            Self::touch_folder(&mut inner, &w.rel);
+            // Still there under its name (not removed or replaced while open)?
+            let here =
+                std::fs::symlink_metadata(self.inbox.join(&w.rel)).is_ok_and(|m| file_id(&m) == id);
+            if !w.written || w.gone || !here {
+                return;
+            }
+            let Some(job) = self.reserve_file(&mut inner, &w.rel) else {
+                return;
+            };
+            (w.rel, job)
         };
         self.submit_file(&rel, job);
+    }
+
+    /// A writer opened an inbox file (`truncate`: its content is replaced, which counts as
+    /// written).
+    pub(super) fn start_writing(inner: &mut Inner, id: FileId, rel: &Path, truncate: bool) {
+        let w = inner.open.entry(id).or_insert_with(|| Writing {
+            writers: 0,
+            written: false,
+            rel: rel.to_path_buf(),
+            gone: false,
+        });
+        w.writers += 1;
+        w.written |= truncate;
+        w.rel = rel.to_path_buf();
+        w.gone = false;
+        Self::touch_folder(inner, rel);
+    }
+
+    /// The files open for writing at or under `rel` are no longer there (unlinked, or
+    /// replaced by a rename).
+    fn writers_gone(inner: &mut Inner, rel: &Path) {
+        for w in inner.open.values_mut() {
+            if w.rel.starts_with(rel) {
+                w.gone = true;
+            }
+        }
+    }
+
+    /// Whether a file open for writing is at (or under) `rel`.
+    pub(super) fn being_written(inner: &Inner, rel: &Path) -> bool {
+        inner
+            .open
+            .values()
+            .any(|w| !w.gone && w.writers > 0 && w.rel.starts_with(rel))
     }
 
     pub(super) fn touch_folder(inner: &mut Inner, rel: &Path) {
@@ -131,14 +172,18 @@ impl Drive {
         // The staged file belongs to whoever wrote it: local files its JSON names are read
         // only if that user may read them.
         let _ = std::os::unix::fs::fchown(&file, Some(owner.0), Some(owner.1));
+        let id = file
+            .metadata()
+            .map(|m| file_id(&m))
+            .map_err(|e| FsError::io(e, "create"))?;
         let ino = Self::staged_ino(&mut inner, &rel);
         Self::remember(&mut inner, ino);
-        inner.open.entry(rel.clone()).or_default().writers += 1;
-        Self::touch_folder(&mut inner, &rel);
+        Self::start_writing(&mut inner, id, &rel, truncate);
         let fh = Self::new_handle(
             &mut inner,
             Handle::Staged {
                 file: Arc::new(file),
+                id,
                 rel: rel.clone(),
                 write: true,
             },
@@ -286,6 +331,7 @@ impl Drive {
             }
             std::fs::remove_file(self.inbox.join(&rel)).map_err(|e| FsError::io(e, "unlink"))?;
             Self::drop_staged(&mut inner, &rel);
+            Self::writers_gone(&mut inner, &rel);
             Self::touch_folder(&mut inner, &rel);
             return Ok(());
         }
@@ -398,20 +444,14 @@ impl Drive {
                 c.path = new_path;
             }
         }
-        // Open files follow too: their writers and handles now live at the new name, so the
-        // last close submits it there (GIO and editors rename before closing).
-        let open: Vec<PathBuf> = inner
-            .open
-            .keys()
-            .filter(|p| p.starts_with(&src))
-            .cloned()
-            .collect();
-        for p in open {
-            let meta = inner.open.remove(&p).expect("listed");
-            // A target still open elsewhere keeps its writers too.
-            let target = inner.open.entry(rebase(&p, &src, &dst)).or_default();
-            target.writers += meta.writers;
-            target.written |= meta.written;
+        // Open files follow too: they now live at the new name, so the last close submits it
+        // there (GIO and editors rename before closing). A file replaced at the target is gone.
+        for w in inner.open.values_mut() {
+            if w.rel.starts_with(&dst) && !w.rel.starts_with(&src) {
+                w.gone = true;
+            } else if w.rel.starts_with(&src) {
+                w.rel = rebase(&w.rel, &src, &dst);
+            }
         }
         for h in inner.handles.values_mut() {
             if let Handle::Staged { rel, .. } = h
@@ -427,7 +467,7 @@ impl Drive {
         Self::touch_folder(&mut inner, &src);
         Self::touch_folder(&mut inner, &dst);
         // A hidden temp name renamed to a visible one is complete (rsync, editors, browsers).
-        let open = inner.open.get(&dst).is_some_and(|m| m.writers > 0);
+        let open = Self::being_written(&inner, &dst);
         if !is_dir
             && !open
             && let Some(job) = self.reserve_file(&mut inner, &dst)
@@ -585,7 +625,7 @@ impl Drive {
                 let mut inner = self.lock();
                 // Changed (or opened) while it was read: the next tick looks again.
                 let still = inner.folders.get(&rel) == Some(&changed)
-                    && !inner.open.keys().any(|p| p.starts_with(&rel))
+                    && !Self::being_written(&inner, &rel)
                     && !inner.submitting.contains(&rel);
                 let tool = tool_of_rel(&rel);
                 let owner = std::fs::metadata(self.inbox.join(&rel))

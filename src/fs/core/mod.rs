@@ -155,6 +155,8 @@ enum Node {
 enum Handle {
     Staged {
         file: Arc<File>,
+        /// Which staged file it is, whatever its name becomes (see `Inner::open`).
+        id: FileId,
         rel: PathBuf,
         write: bool,
     },
@@ -167,10 +169,23 @@ enum Handle {
     },
 }
 
-#[derive(Default)]
-struct StagedMeta {
+/// A staged file's identity on the local disk (device, inode): it follows renames, and a new
+/// file at the same name is another file.
+type FileId = (u64, u64);
+
+fn file_id(meta: &std::fs::Metadata) -> FileId {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+/// An inbox file open for writing.
+struct Writing {
     writers: u32,
     written: bool,
+    /// Its name now (it follows renames).
+    rel: PathBuf,
+    /// Unlinked or replaced while open: it can no longer be submitted, and it holds up nothing.
+    gone: bool,
 }
 
 /// An inode of the inbox, with the kernel's count of references to it (`forget` lowers it;
@@ -190,8 +205,9 @@ struct Inner {
     next_ino: u64,
     handles: HashMap<u64, Handle>,
     next_fh: u64,
-    /// Open files of the inbox: writers, and whether data was written.
-    open: HashMap<PathBuf, StagedMeta>,
+    /// Inbox files open for writing, by identity: counted per file, not per name, so a
+    /// writer of a removed or replaced file never holds up a new file of the same name.
+    open: HashMap<FileId, Writing>,
     /// Inbox folders and when they last changed, for the settle interval.
     folders: HashMap<PathBuf, Instant>,
     /// Inbox files and folders being moved into a job right now: nothing may open or change

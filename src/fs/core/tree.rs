@@ -349,16 +349,23 @@ impl Drive {
                     .truncate(truncate && write)
                     .open(self.inbox.join(&rel))
                     .map_err(|e| FsError::io(e, "open"))?;
+                let id = file
+                    .metadata()
+                    .map(|m| file_id(&m))
+                    .map_err(|e| FsError::io(e, "open"))?;
                 if write {
-                    let meta = inner.open.entry(rel.clone()).or_default();
-                    meta.writers += 1;
-                    if truncate {
-                        meta.written = true;
-                    }
-                    Self::touch_folder(&mut inner, &rel);
+                    Self::start_writing(&mut inner, id, &rel, truncate);
                 }
                 let file = Arc::new(file);
-                let fh = Self::new_handle(&mut inner, Handle::Staged { file, rel, write });
+                let fh = Self::new_handle(
+                    &mut inner,
+                    Handle::Staged {
+                        file,
+                        id,
+                        rel,
+                        write,
+                    },
+                );
                 Ok(opened(fh, false, None))
             }
             Some(Node::JobFile(id, part)) => {
