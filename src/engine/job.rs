@@ -132,6 +132,11 @@ pub struct Job {
     /// uid and gid of the user who dropped it: the files its JSON names must be theirs to read.
     #[serde(default)]
     pub owner: Option<(u32, u32)>,
+    /// What was asked, as a digest (tool, body without its name, the inputs' bytes): two
+    /// submissions with the same fingerprint are the same intent, billed once. Set when the
+    /// job claims it, after planning.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
     pub created: SystemTime,
     pub updated: SystemTime,
 }
@@ -155,6 +160,7 @@ impl Job {
             outputs: vec![],
             plan: None,
             owner: None,
+            fingerprint: None,
             created: now,
             updated: now,
         }
