@@ -198,3 +198,18 @@ fn a_jpeg_named_mov_fails_before_any_upload() {
     assert_eq!(d.count("upload"), 0);
     assert_eq!(d.count("create"), 0);
 }
+
+#[test]
+fn cp_p_and_mv_of_a_duplicate_succeed_and_submit_nothing() {
+    let Some(d) = TestDrive::start() else { return };
+    let photo = common::sample(&d.outside(), "same", Media::Image);
+    d.ok(&format!("cp -p {} inbox/photo-colorizer/", photo.display()));
+    d.wait_status("same", &["complete"]);
+    // `cp -p` sets times and modes after the close that submitted (and dropped) the copy.
+    d.ok(&format!("cp -p {} inbox/photo-colorizer/", photo.display()));
+    wait_duplicates(&d, 1);
+    d.ok(&format!("mv {} inbox/photo-colorizer/", photo.display()));
+    wait_duplicates(&d, 2);
+    assert_eq!(d.jobs(), ["same"]);
+    assert_eq!(d.count("create"), 1);
+}
