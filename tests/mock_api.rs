@@ -184,6 +184,46 @@ async fn asset_never_uploaded_fails_the_job() {
 }
 
 #[tokio::test]
+async fn an_upload_whose_bytes_are_not_its_fields_media_is_refused_at_create() {
+    let server = MockServer::start_local(instant()).await.unwrap();
+    let c = client(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let photo = common::sample(dir.path(), "photo", Media::Image);
+    let fake = dir.path().join("x.mov");
+    std::fs::copy(&photo, &fake).unwrap();
+    let path = c.upload_file(&fake, Media::Video).await.unwrap();
+    let before = c.account().await.unwrap().credits;
+    let body = json!({"start_seconds": 0, "end_seconds": 1, "style": {"template": "cinematic"},
+                      "assets": {"video_file_path": path}});
+    match c
+        .create("auto-subtitle-generator", &body)
+        .await
+        .unwrap_err()
+    {
+        ApiError::Refused {
+            status: 422,
+            code,
+            message,
+        } => {
+            assert_eq!(code, "invalid_video_file");
+            assert!(message.contains("PNG image"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        c.account().await.unwrap().credits,
+        before,
+        "nothing charged"
+    );
+    // The same field with a real video is accepted.
+    let clip = common::sample(dir.path(), "clip", Media::Video);
+    let path = c.upload_file(&clip, Media::Video).await.unwrap();
+    let body = json!({"start_seconds": 0, "end_seconds": 1, "style": {"template": "cinematic"},
+                      "assets": {"video_file_path": path}});
+    c.create("auto-subtitle-generator", &body).await.unwrap();
+}
+
+#[tokio::test]
 async fn refusals_are_typed() {
     let server = MockServer::start_local(MockConfig {
         api_key: Some("right".into()),

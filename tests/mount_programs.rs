@@ -21,8 +21,16 @@ fn cp_submits_exactly_once() {
     d.wait_status("holiday", &["complete"]);
     assert_eq!(d.count("create"), 1);
     assert_eq!(d.count("upload"), 1);
-    // A second drop of the same name is a second job, named apart.
-    d.ok(&format!("cp {} {UPSCALER}/", photo.display()));
+    // A second drop of the same name with other bytes is a second job, named apart.
+    let other = d.outside().join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let other = other.join("holiday.png");
+    std::fs::write(
+        &other,
+        mhfs::mock::media::draw("another holiday", 7, 64, 48),
+    )
+    .unwrap();
+    d.ok(&format!("cp {} {UPSCALER}/", other.display()));
     d.wait_status("holiday-2", &["complete"]);
     assert_eq!(d.count("create"), 2);
 }
@@ -54,9 +62,11 @@ fn cp_p_keeps_working_after_the_file_left_the_inbox() {
     d.ok(&format!("cp -p {} inbox/photo-colorizer/", photo.display()));
     d.wait_status("kept", &["complete"]);
     assert_eq!(d.count("create"), 1);
+    // Other bytes: the same ones again would be the same intent, not submitted twice.
+    let other = common::sample(&d.outside(), "other", Media::Image);
     d.ok(&format!(
         "cp -a {} inbox/photo-colorizer/all.png",
-        photo.display()
+        other.display()
     ));
     d.wait_status("all", &["complete"]);
     assert_eq!(d.count("create"), 2);
@@ -69,12 +79,12 @@ fn cp_r_of_a_folder_submits_once_after_it_settles() {
     std::fs::create_dir_all(&folder).unwrap();
     common::sample(&folder, "face", Media::Image);
     common::sample(&folder, "clip", Media::Video);
-    std::fs::write(folder.join("params.json"), r#"{"end_seconds": 1.5}"#).unwrap();
+    std::fs::write(folder.join("params.json"), r#"{"end_seconds": 0.75}"#).unwrap();
     d.ok(&format!("cp -r {} inbox/face-swap/", folder.display()));
     d.wait_status("me", &["complete"]);
     assert_eq!(d.ok("ls inbox/face-swap"), "");
     let request = d.ok("cat jobs/me/request.json");
-    assert!(request.contains("\"end_seconds\": 1.5"), "{request}");
+    assert!(request.contains("\"end_seconds\": 0.75"), "{request}");
     assert!(request.contains("\"video_source\": \"file\""), "{request}");
     assert_eq!(d.count("create"), 1);
     assert_eq!(d.count("upload"), 2);

@@ -48,7 +48,6 @@ fn random_workload_keeps_the_invariants() {
         ..Faults::default()
     });
     let mut rng = Rng(seed | 1);
-    let photo = common::sample(&d.outside(), "photo", Media::Image);
     let mut submitted = 0u64;
     let mut removed = 0u64;
     for step in 0..40 {
@@ -59,6 +58,8 @@ fn random_workload_keeps_the_invariants() {
                     "ai-image-upscaler",
                     "image-background-remover",
                 ][rng.below(3) as usize];
+                // Each submission is its own photo: the same bytes twice would be one intent.
+                let photo = common::sample(&d.outside(), &format!("p{step}"), Media::Image);
                 d.ok(&format!("cp {} inbox/{tool}/p{step}.png", photo.display()));
                 submitted += 1;
             }
@@ -70,6 +71,7 @@ fn random_workload_keeps_the_invariants() {
             }
             3 => {
                 // rsync-like: a hidden temp written, then renamed visible.
+                let photo = common::sample(&d.outside(), &format!("r{step}"), Media::Image);
                 d.ok(&format!(
                     "cp {} inbox/photo-colorizer/.r{step}.tmp && mv inbox/photo-colorizer/.r{step}.tmp inbox/photo-colorizer/r{step}.png",
                     photo.display()

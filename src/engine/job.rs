@@ -158,6 +158,11 @@ pub struct Job {
     /// Emptied from the trash before it finished: its DELETE is sent once it ends.
     #[serde(default)]
     pub delete_when_done: bool,
+    /// What was asked, as a digest (tool, body without its name, the inputs' bytes): two
+    /// submissions with the same fingerprint are the same intent, billed once. Set when the
+    /// job claims it, after planning.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
     pub created: SystemTime,
     pub updated: SystemTime,
 }
@@ -184,6 +189,7 @@ impl Job {
             hidden: BTreeSet::new(),
             trashed: None,
             delete_when_done: false,
+            fingerprint: None,
             created: now,
             updated: now,
         }

@@ -562,14 +562,25 @@ impl Engine {
         let input_dir = self.registry.layout().input_dir(id);
         let defaults = self.cfg.defaults.clone();
         let planned = tokio::task::spawn_blocking(move || {
-            let plan = submit::plan(&mut job, &input_dir, &defaults);
+            let plan = submit::plan(&mut job, &input_dir, &defaults).and_then(|plan| {
+                let fp = submit::fingerprint(&job.tool, &plan, &job.inputs).map_err(|e| {
+                    submit::Refusal {
+                        code: "unreadable_input",
+                        message: e.to_string(),
+                    }
+                })?;
+                Ok((plan, fp))
+            });
             (job, plan)
         })
         .await
         .map_err(|_| Stopped)?;
         match planned {
             (_, Err(refusal)) => self.fail(id, Stage::Failed, refusal.code, &refusal.message),
-            (planned_job, Ok(plan)) => {
+            (planned_job, Ok((plan, fingerprint))) => {
+                if !self.claim(id, &planned_job, fingerprint) {
+                    return Err(Stopped);
+                }
                 self.registry.update(id, |j| {
                     j.inputs = planned_job.inputs;
                     j.plan = Some(plan);
@@ -579,6 +590,38 @@ impl Engine {
                 Ok(())
             }
         }
+    }
+
+    /// Billed once per intent: a job whose fingerprint a live job of its tool already holds is
+    /// a duplicate, removed before anything is uploaded or created (`false`), and the log says
+    /// which job it matches. A rerun (`<stem>.again.<ext>`) skips the check.
+    fn claim(&self, id: JobId, job: &job::Job, fingerprint: String) -> bool {
+        if submit::is_rerun(job) {
+            log::info!(
+                "job {}: {} is a deliberate rerun; not checked for duplicates",
+                job.name,
+                submit::dropped_name(job)
+            );
+            self.registry
+                .update(id, |j| j.fingerprint = Some(fingerprint));
+            return true;
+        }
+        let Err(other) = self.registry.claim_fingerprint(id, &fingerprint) else {
+            return true;
+        };
+        let other = self
+            .registry
+            .with_job(other, |j| j.name.clone())
+            .unwrap_or_else(|| other.to_string());
+        log::info!(
+            "inbox/{}/{}: the same as jobs/{other} (same bytes and parameters): not submitted \
+             again; to run it again, name it {}",
+            job.tool,
+            submit::dropped_name(job),
+            submit::rerun_name(job)
+        );
+        self.registry.remove(id);
+        false
     }
 
     /// Uploads every planned input not uploaded yet, saving each `file_path` as it comes,

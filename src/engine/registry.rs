@@ -373,6 +373,42 @@ impl Registry {
         true
     }
 
+    /// Claims a fingerprint for a job, atomically (under the store's lock): `Err(other)` when
+    /// another job of the same tool with the same fingerprint exists and has not failed
+    /// (status neither `error` nor `canceled`, not being deleted): this job is a duplicate and
+    /// claims nothing. `Ok` records the fingerprint on the job, durably. A job gone meanwhile
+    /// claims nothing and is `Ok` (its next step finds it gone).
+    pub fn claim_fingerprint(&self, id: JobId, fingerprint: &str) -> Result<(), JobId> {
+        let store = self.store();
+        let job = {
+            let mut jobs = self.write();
+            let Some(tool) = jobs.by_id.get(&id).map(|j| j.tool.clone()) else {
+                return Ok(());
+            };
+            if let Some(other) = jobs.by_id.values().find(|j| {
+                j.id != id
+                    && j.tool == tool
+                    && j.fingerprint.as_deref() == Some(fingerprint)
+                    && !matches!(j.status, JobStatus::Error | JobStatus::Canceled)
+                    && !jobs.deleting.contains(&j.id)
+            }) {
+                return Err(other.id);
+            }
+            let Some(job) = jobs.by_id.get_mut(&id) else {
+                return Ok(());
+            };
+            job.fingerprint = Some(fingerprint.to_string());
+            job.updated = SystemTime::now();
+            job.clone()
+        };
+        if let Err(e) = store.save(&job) {
+            log::error!("job {}: {e}", job.name);
+        }
+        drop(store);
+        self.changed(Change::Updated(id));
+        Ok(())
+    }
+
     /// Unmounting begins: no create starts from now on, and the ones in flight get `limit` to
     /// finish, so a clean stop never leaves a create's outcome unknown.
     pub fn stop_creates(&self, limit: Duration) {
@@ -667,6 +703,38 @@ mod tests {
         let lost = r.job(lost).unwrap();
         assert_eq!(lost.status, JobStatus::Error);
         assert!(lost.error.unwrap().starts_with("input_lost:"));
+    }
+
+    #[test]
+    fn a_fingerprint_is_claimed_once_per_live_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = Registry::open(dir.path()).unwrap();
+        let t = tool("ai-image-generator").unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let job = r.reserve("cat.txt", t, Source::Text, None);
+            r.record(&job).unwrap();
+            ids.push(job.id);
+            r.publish(job);
+        }
+        assert_eq!(r.claim_fingerprint(ids[0], "f"), Ok(()));
+        assert_eq!(r.claim_fingerprint(ids[1], "f"), Err(ids[0]));
+        assert_eq!(r.job(ids[1]).unwrap().fingerprint, None);
+        // Another tool, or another fingerprint, is another intent.
+        let other = r.reserve(
+            "cat.txt",
+            tool("ai-gif-generator").unwrap(),
+            Source::Text,
+            None,
+        );
+        assert_eq!(r.claim_fingerprint(other.id, "f"), Ok(()));
+        assert_eq!(r.claim_fingerprint(ids[2], "g"), Ok(()));
+        // A failed job does not hold its fingerprint.
+        r.update(ids[0], |j| j.fail(Stage::Failed, "x", "y"));
+        assert_eq!(r.claim_fingerprint(ids[1], "f"), Ok(()));
+        drop(r);
+        let r = Registry::open(dir.path()).unwrap();
+        assert_eq!(r.job(ids[1]).unwrap().fingerprint.as_deref(), Some("f"));
     }
 
     #[test]

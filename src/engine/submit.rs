@@ -8,7 +8,8 @@ use serde_json::{Value, json};
 
 use super::job::{InputFile, Job, Source};
 use crate::api::catalog::{Input, Media, Overrides, Tool, get_path, merge, set_path};
-use crate::api::schema::validate_create;
+use crate::api::schema::{schema_for, validate_create};
+use crate::media::{self, Mismatch};
 
 /// A create body whose local files still need uploading.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -193,9 +194,13 @@ pub fn plan(job: &mut Job, input_dir: &Path, defaults: &Overrides) -> Result<Pla
     }
     let mut body = defaults.body(tool);
     let mut uploads = Vec::new();
+    // Whether the user's own JSON (a dropped body or params.json) gave `end_seconds`.
+    let mut explicit_end = false;
     match job.source {
         Source::Text => set_text(tool, &mut body, &job.inputs[0].path)?,
-        Source::Json => json_body(tool, job, &mut body, &mut uploads, input_dir, None)?,
+        Source::Json => {
+            explicit_end = json_body(tool, job, &mut body, &mut uploads, input_dir, None)?;
+        }
         Source::File => {
             let f = &job.inputs[0];
             let Some(FileRole::Media(media)) = role_of(tool, &f.name) else {
@@ -207,7 +212,9 @@ pub fn plan(job: &mut Job, input_dir: &Path, defaults: &Overrides) -> Result<Pla
             let input = tool.input_for(media).expect("role_of found an input");
             put_input(&mut body, &mut uploads, input, &[(0, f, media)]);
         }
-        Source::Folder => folder_body(tool, job, &mut body, &mut uploads, input_dir)?,
+        Source::Folder => {
+            explicit_end = folder_body(tool, job, &mut body, &mut uploads, input_dir)?;
+        }
         Source::Adopted => {
             return Err(refuse(
                 "internal_error",
@@ -219,9 +226,313 @@ pub fn plan(job: &mut Job, input_dir: &Path, defaults: &Overrides) -> Result<Pla
         body["name"] = json!(job.name);
     }
     check_complete(tool, &body)?;
+    check_media(job, &uploads)?;
+    clip_length(tool, job, &mut body, &uploads, explicit_end)?;
     validate_create(&tool.create_path(), &body)
         .map_err(|e| refuse("invalid_request", e.message))?;
     Ok(Plan { body, uploads })
+}
+
+/// The job error code of a file whose bytes are not the media its name says.
+pub fn invalid_file_code(media: Media) -> &'static str {
+    match media {
+        Media::Image => "invalid_image_file",
+        Media::Video => "invalid_video_file",
+        Media::Audio => "invalid_audio_file",
+    }
+}
+
+/// How an input is called in messages: its inbox name (a JSON reference by its own name).
+fn shown_name(job: &Job, input: usize) -> &str {
+    let name = job.inputs[input].name.as_str();
+    name.strip_prefix(&format!("ref-{input}-")).unwrap_or(name)
+}
+
+/// Every file to upload must be, by its first bytes, the media its name (or role) says: a
+/// JPEG named `.mov` is refused here, before anything is uploaded or billed.
+fn check_media(job: &Job, uploads: &[PlannedUpload]) -> Result<(), Refusal> {
+    for up in uploads {
+        let file = &job.inputs[up.input];
+        media::check(&file.path, up.media, shown_name(job, up.input)).map_err(|m| match m {
+            Mismatch::Unreadable { .. } => refuse("unreadable_input", m.to_string()),
+            Mismatch::Wrong { .. } | Mismatch::Unknown { .. } => {
+                refuse(invalid_file_code(up.media), m.to_string())
+            }
+        })?;
+    }
+    Ok(())
+}
+
+/// How far an explicit `end_seconds` may pass the input's measured length (container
+/// rounding).
+pub const CLIP_SLACK: f64 = 0.05;
+
+/// `end_seconds`'s minimum and maximum in the tool's create schema; `None` when the body has
+/// no `end_seconds`.
+fn end_limits(tool: &Tool) -> Option<(Option<f64>, Option<f64>)> {
+    let end = schema_for(&tool.create_path())?
+        .get("properties")?
+        .get("end_seconds")?;
+    Some((
+        end.get("minimum").and_then(Value::as_f64),
+        end.get("maximum").and_then(Value::as_f64),
+    ))
+}
+
+/// The length that decides a clip tool's `end_seconds`: the first video input's, else the
+/// first audio input's; lip-sync, which needs both, takes the shorter. `None` when no local
+/// input has a measurable length (stills, URLs, streams without a length).
+fn clip_source(tool: &Tool, job: &Job, uploads: &[PlannedUpload]) -> Option<(f64, String)> {
+    let of = |media: Media| uploads.iter().filter(move |u| u.media == media);
+    let candidates: Vec<&PlannedUpload> = if tool.slug == "lip-sync" {
+        of(Media::Video)
+            .take(1)
+            .chain(of(Media::Audio).take(1))
+            .collect()
+    } else {
+        of(Media::Video)
+            .take(1)
+            .chain(of(Media::Audio).take(1))
+            .take(1)
+            .collect()
+    };
+    candidates
+        .into_iter()
+        .filter_map(|u| {
+            let name = shown_name(job, u.input).to_string();
+            match media::duration(&job.inputs[u.input].path) {
+                Ok(Some(secs)) => Some((secs, name)),
+                Ok(None) => None,
+                Err(e) => {
+                    log::warn!("job {}: cannot read the length of {name}: {e}", job.name);
+                    None
+                }
+            }
+        })
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+}
+
+/// Seconds as sent: whole milliseconds, never past the measured length.
+fn millis(secs: f64) -> Value {
+    let ms = (secs * 1000.0).floor() / 1000.0;
+    if ms.fract() == 0.0 && ms.abs() < 1e15 {
+        json!(ms as i64)
+    } else {
+        json!(ms)
+    }
+}
+
+/// What `end_seconds` becomes for a clip of `len` seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ClipEnd {
+    /// The user gave it, and it fits the clip.
+    Keep,
+    /// The clip's own length.
+    Set(f64),
+    /// The clip is longer than the tool takes: its maximum.
+    Clamped(f64),
+}
+
+/// The clip-length rules, pure: `explicit` is the user's `end_seconds`, `min`/`max` the
+/// tool's limits. Refusals name both lengths.
+fn clip_end(
+    len: f64,
+    name: &str,
+    slug: &str,
+    start: f64,
+    explicit: Option<f64>,
+    (min, max): (Option<f64>, Option<f64>),
+) -> Result<ClipEnd, Refusal> {
+    if start >= len {
+        return Err(refuse(
+            "invalid_request",
+            format!("start_seconds is {start} s but {name} is only {len:.2} s long"),
+        ));
+    }
+    if let Some(end) = explicit {
+        if end > len + CLIP_SLACK {
+            return Err(refuse(
+                "invalid_request",
+                format!(
+                    "end_seconds is {end} s but {name} is only {len:.2} s long; give at most \
+                     {len:.2}, or leave end_seconds out to use the whole clip"
+                ),
+            ));
+        }
+        return Ok(ClipEnd::Keep);
+    }
+    let (end, clamped) = match max {
+        Some(max) if len > max => (max, true),
+        _ => (len, false),
+    };
+    if let Some(min) = min.filter(|min| end < *min) {
+        return Err(refuse(
+            "invalid_request",
+            format!("{name} is only {len:.2} s long; {slug} takes clips of at least {min} s"),
+        ));
+    }
+    if end <= start {
+        return Err(refuse(
+            "invalid_request",
+            format!(
+                "start_seconds is {start} s, at or past the end of the clip ({end} s of {name})"
+            ),
+        ));
+    }
+    Ok(if clamped {
+        ClipEnd::Clamped(end)
+    } else {
+        ClipEnd::Set(end)
+    })
+}
+
+/// Media-aware clip length. A tool whose body has `end_seconds` and that takes a video or
+/// audio input gets, unless the user's JSON gave one, the input's real length (clamped to the
+/// tool's maximum, which the log says). An explicit `end_seconds` past the input's end, a
+/// `start_seconds` at or past it, or an input shorter than the tool's minimum is refused here,
+/// before anything is billed.
+fn clip_length(
+    tool: &Tool,
+    job: &Job,
+    body: &mut Value,
+    uploads: &[PlannedUpload],
+    explicit_end: bool,
+) -> Result<(), Refusal> {
+    let Some(limits) = end_limits(tool) else {
+        return Ok(());
+    };
+    let Some((len, name)) = clip_source(tool, job, uploads) else {
+        return Ok(());
+    };
+    let start = body
+        .get("start_seconds")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
+    let explicit = if explicit_end {
+        match body.get("end_seconds").and_then(Value::as_f64) {
+            Some(end) => Some(end),
+            // Not a number: the schema check says so.
+            None => return Ok(()),
+        }
+    } else {
+        None
+    };
+    match clip_end(len, &name, tool.slug, start, explicit, limits)? {
+        ClipEnd::Keep => {}
+        ClipEnd::Set(end) => body["end_seconds"] = millis(end),
+        ClipEnd::Clamped(end) => {
+            log::warn!(
+                "job {}: {name} is {len:.2} s long; {} takes at most {end} s, so end_seconds is \
+                 {end} (the first {end} s)",
+                job.name,
+                tool.slug
+            );
+            body["end_seconds"] = millis(end);
+        }
+    }
+    Ok(())
+}
+
+/// The name a job was dropped as, in the tool's inbox folder: the file, or the folder.
+pub fn dropped_name(job: &Job) -> String {
+    let first = job.inputs.first().map(|f| f.name.as_str()).unwrap_or("");
+    match job.source {
+        Source::Folder => first.split('/').next().unwrap_or(first).to_string(),
+        _ => first.to_string(),
+    }
+}
+
+/// The deliberate rerun gesture: a dropped name whose stem ends in `.again`
+/// (`lighthouse.again.txt`, a folder `face.again/`). Such a job skips the duplicate check.
+pub fn is_rerun(job: &Job) -> bool {
+    let name = dropped_name(job);
+    let stem = match job.source {
+        Source::Folder => name.as_str(),
+        _ => stem(&name),
+    };
+    stem.ends_with(".again")
+}
+
+/// The name to drop a file (or folder) as to run it again on purpose.
+pub fn rerun_name(job: &Job) -> String {
+    let name = dropped_name(job);
+    let ext = extension(&name);
+    match job.source {
+        Source::Folder => format!("{name}.again"),
+        _ if ext.is_empty() => format!("{}.again", stem(&name)),
+        _ => format!("{}.again.{ext}", stem(&name)),
+    }
+}
+
+/// What a planned job asks for, as one digest: sha256 over the tool, then the effective body
+/// without its `name`, each local input's placeholder replaced by the sha256 of its bytes.
+/// Files are hashed as they are read, never held whole. Two jobs with the same fingerprint are
+/// the same intent.
+pub fn fingerprint(tool: &str, plan: &Plan, inputs: &[InputFile]) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut body = plan.body.clone();
+    if let Some(map) = body.as_object_mut() {
+        map.remove("name");
+    }
+    for up in &plan.uploads {
+        let digest = file_sha256(&inputs[up.input].path)?;
+        if let Some(slot) = body.pointer_mut(&up.pointer) {
+            *slot = json!(format!("sha256:{digest}"));
+        }
+    }
+    let mut h = Sha256::new();
+    h.update(tool.as_bytes());
+    h.update([0u8]);
+    canonical(&body, &mut |bytes| h.update(bytes));
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Feeds a JSON value with object keys in sorted order, whatever the map keeps.
+fn canonical(v: &Value, out: &mut dyn FnMut(&[u8])) {
+    match v {
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out(b"{");
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out(b",");
+                }
+                out(Value::String(k.clone()).to_string().as_bytes());
+                out(b":");
+                canonical(&map[k], out);
+            }
+            out(b"}");
+        }
+        Value::Array(items) => {
+            out(b"[");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out(b",");
+                }
+                canonical(item, out);
+            }
+            out(b"]");
+        }
+        other => out(other.to_string().as_bytes()),
+    }
+}
+
+fn file_sha256(path: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => h.update(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 /// Names what a tool still misses, in the user's terms.
@@ -259,7 +570,7 @@ fn folder_body(
     body: &mut Value,
     uploads: &mut Vec<PlannedUpload>,
     input_dir: &Path,
-) -> Result<(), Refusal> {
+) -> Result<bool, Refusal> {
     // Role-named files first, then the rest by media type.
     let mut by_input: Vec<Vec<(usize, InputFile, Media)>> = vec![Vec::new(); tool.inputs.len()];
     let mut unplaced = Vec::new();
@@ -332,10 +643,10 @@ fn folder_body(
             files.iter().map(|(i, f, m)| (*i, f, *m)).collect();
         put_input(body, uploads, &tool.inputs[k], &refs);
     }
-    if let Some(i) = params {
-        json_body(tool, job, body, uploads, input_dir, Some(i))?;
+    match params {
+        Some(i) => json_body(tool, job, body, uploads, input_dir, Some(i)),
+        None => Ok(false),
     }
-    Ok(())
 }
 
 /// The media type an input takes a file as (webm is video or audio depending on the input).
@@ -358,7 +669,7 @@ fn roles(tool: &Tool) -> String {
 }
 
 /// Merges a dropped JSON body (or a folder's params.json) into `body`, and plans uploads for
-/// its local file references.
+/// its local file references. `true` when it gives `end_seconds` itself.
 fn json_body(
     tool: &Tool,
     job: &mut Job,
@@ -366,7 +677,7 @@ fn json_body(
     uploads: &mut Vec<PlannedUpload>,
     input_dir: &Path,
     index: Option<usize>,
-) -> Result<(), Refusal> {
+) -> Result<bool, Refusal> {
     let file = job.inputs[index.unwrap_or(0)].clone();
     let text = std::fs::read_to_string(&file.path)
         .map_err(|e| refuse("unreadable_input", format!("{}: {e}", file.name)))?;
@@ -379,6 +690,7 @@ fn json_body(
         ));
     }
     merge(body, &user);
+    let explicit_end = user.get("end_seconds").is_some_and(|v| !v.is_null());
     // The folder the JSON was dropped in, to resolve relative references.
     let base = job.inputs[index.unwrap_or(0)]
         .name
@@ -419,7 +731,7 @@ fn json_body(
             media,
         });
     }
-    Ok(())
+    Ok(explicit_end)
 }
 
 /// Values the API takes as they are: uploaded paths, URLs, library and saved-item paths.
@@ -515,6 +827,11 @@ fn asset_pointers(tool: &Tool, body: &Value) -> Vec<(String, &'static [Media])> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mock::media as sample;
+
+    fn png() -> Vec<u8> {
+        sample::draw("p", 1, 32, 32)
+    }
 
     fn job(tool: &str, source: Source, files: &[(&str, &[u8])], dir: &Path) -> Job {
         let inputs = files
@@ -541,7 +858,7 @@ mod tests {
         let mut j = job(
             "ai-image-upscaler",
             Source::File,
-            &[("holiday.jpg", b"x")],
+            &[("holiday.jpg", &png())],
             d.path(),
         );
         let p = plan(&mut j, d.path(), &Overrides::default()).unwrap();
@@ -587,12 +904,13 @@ mod tests {
     #[test]
     fn a_folder_takes_role_names_and_media_types() {
         let d = tempfile::tempdir().unwrap();
+        let (i, v) = (png(), sample::mp4(4.0, 32, 32, 1));
         let mut j = job(
             "face-swap",
             Source::Folder,
             &[
-                ("me/face.png", b"i"),
-                ("me/clip.mp4", b"v"),
+                ("me/face.png", &i),
+                ("me/clip.mp4", &v),
                 ("me/params.json", br#"{"end_seconds": 3}"#),
             ],
             d.path(),
@@ -604,7 +922,7 @@ mod tests {
         let mut j = job(
             "head-swap",
             Source::Folder,
-            &[("x/a.png", b"i"), ("x/b.png", b"i")],
+            &[("x/a.png", &i), ("x/b.png", &i)],
             d.path(),
         );
         assert_eq!(
@@ -616,7 +934,7 @@ mod tests {
         let mut j = job(
             "head-swap",
             Source::Folder,
-            &[("x/head.png", b"i"), ("x/body.png", b"i")],
+            &[("x/head.png", &i), ("x/body.png", &i)],
             d.path(),
         );
         assert_eq!(
@@ -629,7 +947,7 @@ mod tests {
         let mut j = job(
             "face-swap",
             Source::Folder,
-            &[("me/face.png", b"i")],
+            &[("me/face.png", &i)],
             d.path(),
         );
         let e = plan(&mut j, d.path(), &Overrides::default()).unwrap_err();
@@ -641,7 +959,7 @@ mod tests {
     fn json_bodies_merge_and_upload_local_references() {
         let d = tempfile::tempdir().unwrap();
         let img = d.path().join("abs.png");
-        std::fs::write(&img, b"png").unwrap();
+        std::fs::write(&img, png()).unwrap();
         let body = format!(
             r#"{{"scale_factor": 4, "assets": {{"image_file_path": "{}"}}}}"#,
             img.display()
@@ -701,7 +1019,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
         let secret = d.path().join("secret.png");
-        std::fs::write(&secret, b"png").unwrap();
+        std::fs::write(&secret, png()).unwrap();
         std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
         let body = format!(
             r#"{{"assets": {{"image_file_path": "{}"}}}}"#,
@@ -725,6 +1043,198 @@ mod tests {
         );
         j.owner = Some((0, 0));
         assert!(plan(&mut j, d.path(), &Overrides::default()).is_ok());
+    }
+
+    fn jpeg() -> Vec<u8> {
+        let img = sample::decode(&png()).unwrap();
+        let (bytes, kind) = sample::restyle(&img, 1, "x");
+        assert_eq!(kind, sample::ImageKind::Jpeg);
+        bytes
+    }
+
+    fn end_of(tool: &str, source: Source, files: &[(&str, &[u8])]) -> Result<Value, Refusal> {
+        let d = tempfile::tempdir().unwrap();
+        let mut j = job(tool, source, files, d.path());
+        plan(&mut j, d.path(), &Overrides::default()).map(|p| p.body["end_seconds"].clone())
+    }
+
+    #[test]
+    fn clip_tools_default_end_seconds_to_the_inputs_real_length() {
+        let one = sample::mp4(1.0, 32, 32, 1);
+        let end = end_of("auto-subtitle-generator", Source::File, &[("a.mp4", &one)]);
+        assert_eq!(end.unwrap(), json!(1));
+        let long = sample::wav(20.0, 1);
+        let end = end_of("audio-to-video", Source::File, &[("song.wav", &long)]);
+        assert_eq!(end.unwrap(), json!(20));
+        // An audio-driven tool takes the audio's length.
+        let half = sample::wav(2.5, 1);
+        let end = end_of(
+            "ai-talking-photo",
+            Source::Folder,
+            &[("t/image.png", &png()), ("t/audio.wav", &half)],
+        );
+        assert_eq!(end.unwrap(), json!(2.5));
+        // No media length: the tool's default stays.
+        let end = end_of("image-to-video", Source::File, &[("a.png", &png())]);
+        assert_eq!(end.unwrap(), json!(5));
+        let end = end_of("text-to-video", Source::Text, &[("a.txt", b"a cat")]);
+        assert_eq!(end.unwrap(), json!(5));
+    }
+
+    #[test]
+    fn lip_sync_takes_the_shorter_of_video_and_audio() {
+        let video = sample::mp4(3.0, 32, 32, 1);
+        let audio = sample::wav(1.5, 1);
+        let end = end_of(
+            "lip-sync",
+            Source::Folder,
+            &[("l/video.mp4", &video), ("l/audio.wav", &audio)],
+        );
+        assert_eq!(end.unwrap(), json!(1.5));
+        let audio = sample::wav(6.0, 1);
+        let end = end_of(
+            "lip-sync",
+            Source::Folder,
+            &[("l/video.mp4", &video), ("l/audio.wav", &audio)],
+        );
+        assert_eq!(end.unwrap(), json!(3));
+    }
+
+    #[test]
+    fn an_explicit_end_past_the_input_or_a_start_past_it_is_refused() {
+        let (i, v) = (png(), sample::mp4(1.0, 32, 32, 1));
+        let with = |params: &[u8]| {
+            end_of(
+                "face-swap",
+                Source::Folder,
+                &[
+                    ("f/face.png", &i),
+                    ("f/clip.mp4", &v),
+                    ("f/params.json", params),
+                ],
+            )
+        };
+        let e = with(br#"{"end_seconds": 3}"#).unwrap_err();
+        assert_eq!(e.code, "invalid_request");
+        assert!(
+            e.message.contains("end_seconds is 3 s") && e.message.contains("1.00 s"),
+            "names both lengths: {}",
+            e.message
+        );
+        // Within the slack, and shorter, it is kept as given.
+        assert_eq!(with(br#"{"end_seconds": 1.04}"#).unwrap(), json!(1.04));
+        assert_eq!(with(br#"{"end_seconds": 0.5}"#).unwrap(), json!(0.5));
+        let e = with(br#"{"start_seconds": 2}"#).unwrap_err();
+        assert_eq!(e.code, "invalid_request");
+        assert!(e.message.contains("start_seconds is 2 s"), "{}", e.message);
+        // A start inside the clip keeps the default end at the clip's end.
+        assert_eq!(with(br#"{"start_seconds": 0.5}"#).unwrap(), json!(1));
+    }
+
+    #[test]
+    fn clip_limits_clamp_a_default_and_refuse_a_too_short_clip() {
+        let limits = (Some(1.0), Some(60.0));
+        assert_eq!(
+            clip_end(90.0, "a.mp4", "t", 0.0, None, limits).unwrap(),
+            ClipEnd::Clamped(60.0)
+        );
+        assert_eq!(
+            clip_end(12.5, "a.mp4", "t", 0.0, None, limits).unwrap(),
+            ClipEnd::Set(12.5)
+        );
+        let e = clip_end(0.5, "a.mp4", "t", 0.0, None, limits).unwrap_err();
+        assert!(e.message.contains("at least 1 s"), "{}", e.message);
+        assert_eq!(
+            clip_end(10.0, "a.mp4", "t", 0.0, Some(10.05), limits).unwrap(),
+            ClipEnd::Keep
+        );
+        assert!(clip_end(10.0, "a.mp4", "t", 0.0, Some(10.06), limits).is_err());
+        assert!(clip_end(90.0, "a.mp4", "t", 60.0, None, limits).is_err());
+    }
+
+    #[test]
+    fn a_file_whose_bytes_are_another_media_is_refused_by_name() {
+        let e = end_of(
+            "auto-subtitle-generator",
+            Source::File,
+            &[("x.mov", &jpeg())],
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "invalid_video_file");
+        assert_eq!(e.message, "x.mov is a JPEG image, not a video");
+        let wav = sample::wav(1.0, 1);
+        let e = end_of("ai-image-upscaler", Source::File, &[("a.png", &wav)]).unwrap_err();
+        assert_eq!(e.code, "invalid_image_file");
+        assert!(e.message.contains("a WAV audio file"), "{}", e.message);
+        let e = end_of(
+            "ai-voice-cloner",
+            Source::Folder,
+            &[("v/audio.mp3", b"hello"), ("v/prompt.txt", b"hi")],
+        )
+        .unwrap_err();
+        assert_eq!(e.code, "invalid_audio_file");
+    }
+
+    #[test]
+    fn the_fingerprint_is_the_bytes_and_the_body_not_the_names() {
+        let d = tempfile::tempdir().unwrap();
+        let fp = |name: &str, bytes: &[u8], dir: &Path| {
+            let mut j = job("ai-image-upscaler", Source::File, &[(name, bytes)], dir);
+            j.name = name.into();
+            let p = plan(&mut j, dir, &Overrides::default()).unwrap();
+            fingerprint(&j.tool, &p, &j.inputs).unwrap()
+        };
+        let (a, b) = (png(), sample::draw("q", 2, 32, 32));
+        let first = fp("a.png", &a, d.path());
+        assert_eq!(first.len(), 64);
+        assert_eq!(first, fp("renamed.png", &a, d.path()));
+        assert_ne!(first, fp("a.png", &b, d.path()));
+        let mut j = job(
+            "ai-image-upscaler",
+            Source::File,
+            &[("a.png", &a)],
+            d.path(),
+        );
+        let mut p = plan(&mut j, d.path(), &Overrides::default()).unwrap();
+        p.body["scale_factor"] = json!(4);
+        assert_ne!(first, fingerprint(&j.tool, &p, &j.inputs).unwrap());
+    }
+
+    #[test]
+    fn again_names_are_the_rerun_gesture() {
+        let d = tempfile::tempdir().unwrap();
+        let j = job(
+            "ai-image-generator",
+            Source::Text,
+            &[("cat.again.txt", b"a cat")],
+            d.path(),
+        );
+        assert!(is_rerun(&j));
+        let j = job(
+            "ai-image-generator",
+            Source::Text,
+            &[("cat.txt", b"a cat")],
+            d.path(),
+        );
+        assert!(!is_rerun(&j));
+        assert_eq!(rerun_name(&j), "cat.again.txt");
+        let j = job(
+            "face-swap",
+            Source::Folder,
+            &[("me.again/face.png", b"i")],
+            d.path(),
+        );
+        assert!(is_rerun(&j));
+        let j = job(
+            "face-swap",
+            Source::Folder,
+            &[("me/face.png", b"i")],
+            d.path(),
+        );
+        assert_eq!(
+            (dropped_name(&j).as_str(), rerun_name(&j).as_str()),
+            ("me", "me.again")
+        );
     }
 
     #[test]

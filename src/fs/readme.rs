@@ -105,6 +105,10 @@ renamed from a hidden temp name) it leaves the inbox and jobs/<name>/ appears.
     no file is open, and it has been quiet for {settle} seconds.
 Never submitted: empty files, hidden names (.*), *~, *.swp, *.tmp, *.part, *.crdownload,
 4913. They stay in the inbox as scratch files until renamed or removed.
+Billed once: the same bytes and parameters as a job of the tool that has not failed are not
+submitted again (the log names the job). To rerun on purpose, name it <stem>.again.<ext>
+(a folder: <name>.again). An input's bytes must be the type its name says, and clip tools
+default end_seconds to the input's real length.
 
 Jobs: jobs/<name>/
   status        uploading, submitting, queued, rendering, downloading, complete, error

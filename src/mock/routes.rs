@@ -387,6 +387,9 @@ async fn create(
     if let Err(r) = validate(&tool.create_path(), &body) {
         return r;
     }
+    if let Some(r) = undecodable_upload(&state, tool, &body) {
+        return r;
+    }
     let cost = render::cost(tool, &body);
     let id = new_id();
     {
@@ -428,6 +431,49 @@ async fn create(
         _ => {}
     }
     json_response(StatusCode::OK, resp)
+}
+
+/// The API decodes the media it is given at create: an asset uploaded to this server whose
+/// bytes are not the type its field takes (a JPEG uploaded as a video) is refused with 422
+/// `invalid_<type>_file`, before anything is charged. Assets never uploaded here (the official
+/// SDK's test bodies name made-up paths) are left to the render, as before.
+fn undecodable_upload(
+    state: &State,
+    tool: &'static catalog::Tool,
+    body: &Value,
+) -> Option<Response> {
+    let inputs = render::resolve_inputs(tool, body, &state.lock().uploads);
+    for input in inputs {
+        let render::Source::Uploaded { disk, .. } = &input.source else {
+            continue;
+        };
+        let mut head = Vec::with_capacity(crate::media::HEAD_LEN);
+        let read = std::fs::File::open(disk).and_then(|f| {
+            use std::io::Read;
+            f.take(crate::media::HEAD_LEN as u64).read_to_end(&mut head)
+        });
+        if read.is_err() {
+            continue;
+        }
+        let sniffed = crate::media::sniff(&head);
+        if sniffed.is_some_and(|s| input.expects.iter().any(|m| s.fits(*m))) {
+            continue;
+        }
+        let want = input.expects[0].as_str();
+        let what = match sniffed {
+            Some(s) => format!("is {}", s.describe()),
+            None => "could not be decoded".to_string(),
+        };
+        return Some(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &format!("invalid_{want}_file"),
+            format!(
+                "{} ({}) {what}, not a {want} file",
+                input.field, input.value
+            ),
+        ));
+    }
+    None
 }
 
 async fn create_face_detection(Extract(state): Extract<Shared>, body: Bytes) -> Response {

@@ -269,7 +269,7 @@ impl Drive {
                 // A submitted file: `mv`/`cp -p` set times and modes after closing. Harmless.
                 Some(Node::Moved(path)) => {
                     drop(inner);
-                    return self.disk_attr(ino, &path, None);
+                    return self.moved_attr(ino, &path);
                 }
                 Some(Node::Staged(rel)) if !Self::submitting(&inner, &rel) => {
                     // A change in a folder (even `touch`) restarts its settle interval.

@@ -48,6 +48,16 @@ impl Drive {
         ))
     }
 
+    /// A submitted file's old inode: the file in its job, or, when that job is gone (a
+    /// duplicate of another job, removed at once), a plain attribute, so `cp -p`'s and `mv`'s
+    /// late setattr still succeed.
+    pub(super) fn moved_attr(&self, ino: u64, path: &Path) -> FsResult<Attr> {
+        match self.disk_attr(ino, path, None) {
+            Err(_) if !path.exists() => Ok(self.attr(ino, Kind::File, 0, 0o644, self.started)),
+            other => other,
+        }
+    }
+
     fn job_attr(&self, ino: u64, id: JobId, part: Option<Part>) -> FsResult<Attr> {
         enum Seen {
             Dir(SystemTime),
@@ -93,7 +103,7 @@ impl Drive {
                 )
             }),
             Node::Staged(rel) => self.disk_attr(ino, &self.inbox.join(rel), None),
-            Node::Moved(path) => self.disk_attr(ino, &path, None),
+            Node::Moved(path) => self.moved_attr(ino, &path),
             Node::Job(id) => self.job_attr(ino, id, None),
             Node::JobFile(id, part) => self.job_attr(ino, id, Some(part)),
             node => self.trash_getattr(&node, ino),
