@@ -250,8 +250,19 @@ fn hidden_files_and_the_trash_survive_a_remount() {
         d.ok("cat .Trash-0/info/b.trashinfo")
             .contains("Path=jobs/b")
     );
-    // A new job does not take a trashed job's name, so restoring it never collides.
-    drop_photo(&d, "photo-colorizer", "b");
+    // A new job does not take a trashed job's name, so restoring it never collides. (Another
+    // photo named b: the same bytes again would be the same intent, not submitted again.)
+    let other = d.outside().join("again");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(
+        other.join("b.png"),
+        mhfs::mock::media::draw("another b", 8, 64, 48),
+    )
+    .unwrap();
+    d.ok(&format!(
+        "cp {} inbox/photo-colorizer/",
+        other.join("b.png").display()
+    ));
     d.wait_status("b-2", &["complete"]);
     d.ok("mv .Trash-0/files/b jobs/b");
     assert_eq!(d.jobs(), ["a", "b", "b-2"]);
