@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests drive, where missing: fuse3 (fusermount3), rsync, vim, bc, samba
-# (smbd) and smbclient for the SMB re-export test (Debian packages, as root), cargo-nextest (crates.io), and the official SDK's virtualenv (PyPI).
+# (smbd) and smbclient for the SMB re-export test, inotify-tools (inotifywait) and
+# libglib2.0-bin (gio monitor) for the live-refresh test (Debian packages, as root),
+# cargo-nextest (crates.io), and the official SDK's virtualenv (PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
@@ -10,6 +12,8 @@ command -v vim >/dev/null || missing+=(vim)
 command -v bc >/dev/null || missing+=(bc)
 command -v smbd >/dev/null || missing+=(samba)
 command -v smbclient >/dev/null || missing+=(smbclient)
+command -v inotifywait >/dev/null || missing+=(inotify-tools)
+command -v gio >/dev/null || missing+=(libglib2.0-bin)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive

@@ -131,6 +131,7 @@ fn inotifywait_sees_jobs_appear_change_fill_and_go() {
     w.wait_for(&format!("DELETE,ISDIR {j}/cat"));
     std::thread::sleep(Duration::from_millis(500));
     let lines = w.lines();
+    eprintln!("inotifywait:\n{}", lines.join("\n"));
     let count = |want: &str| lines.iter().filter(|l| *l == want).count();
     assert_eq!(count(&format!("CREATE,ISDIR {j}/cat")), 1, "{lines:#?}");
     assert_eq!(count(&format!("DELETE,ISDIR {j}/cat")), 1, "{lines:#?}");
@@ -177,4 +178,6 @@ fn gio_monitor_sees_jobs_appear_change_fill_and_go() {
     }
     d.ok("rm -r jobs/cat");
     top.wait_for(&format!("{j}: {j}/cat: deleted"));
+    eprintln!("gio monitor jobs:\n{}", top.lines().join("\n"));
+    eprintln!("gio monitor jobs/cat:\n{}", job.lines().join("\n"));
 }

@@ -18,8 +18,10 @@
 //!
 //! Removals and renames made through the mount already raise their events and are skipped.
 
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CString, OsStr};
+use std::hash::{Hash, Hasher};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -29,7 +31,7 @@ use std::time::{Duration, SystemTime};
 
 use fuser::INodeNo;
 
-use super::core::job_folder::dir_ino;
+use super::core::job_folder::{self, Part, dir_ino};
 use super::core::{Attr, Drive, JOBS, Kind};
 use crate::engine::job::JobId;
 use crate::engine::registry::{Change, Registry};
@@ -139,8 +141,9 @@ impl Refresh {
     }
 }
 
-/// A job folder as last announced: name → (kind, size, mtime).
-type Folder = HashMap<String, (Kind, u64, SystemTime)>;
+/// A job folder as last announced: name → (kind, digest and size of a content made from the
+/// job's state; `None` for local files, which never change).
+type Folder = HashMap<String, (Kind, Option<(u64, u64)>)>;
 
 struct Replayer<'a> {
     refresh: &'a Refresh,
@@ -161,14 +164,27 @@ impl Replayer<'_> {
         }
     }
 
+    /// The job folder as the mount shows it, with a digest of each entry made from the job's
+    /// state (status, job.json, ...): what changed is what a reader would see change.
     fn snapshot(&self, id: JobId) -> Option<(u64, Folder)> {
+        let job = self.registry.job(id)?;
         let ino = dir_ino(id);
-        let entries = self.drive.readdir(ino).ok()?;
-        let folder = entries
+        let parts: HashMap<String, Part> = job_folder::parts(&job).into_iter().collect();
+        let folder = self
+            .drive
+            .readdir(ino)
+            .ok()?
             .into_iter()
-            .filter_map(|e| {
-                let a = self.drive.getattr(e.ino).ok()?;
-                Some((e.name, (e.kind, a.size, a.mtime)))
+            .map(|e| {
+                let digest = parts
+                    .get(&e.name)
+                    .and_then(|p| job_folder::content(&job, *p))
+                    .map(|c| {
+                        let mut h = DefaultHasher::new();
+                        c.hash(&mut h);
+                        (h.finish(), c.len() as u64)
+                    });
+                (e.name, (e.kind, digest))
             })
             .collect();
         Some((ino, folder))
@@ -213,10 +229,10 @@ impl Replayer<'_> {
         let dir = self.jobs.join(&job.name);
         let mut names: Vec<_> = now.iter().collect();
         names.sort_by(|a, b| a.0.cmp(b.0));
-        for (name, (kind, size, mtime)) in names {
-            match before.get(name) {
-                None => self.create(ino, name, &dir.join(name), *kind),
-                Some((_, s, m)) if *kind == Kind::File && (s, m) != (size, mtime) => {
+        for (name, (kind, digest)) in names {
+            match (before.get(name), digest) {
+                (None, _) => self.create(ino, name, &dir.join(name), *kind),
+                (Some((_, was)), Some((_, size))) if was != digest => {
                     self.modified(&dir.join(name), *size)
                 }
                 _ => {}
@@ -261,6 +277,10 @@ impl Replayer<'_> {
     /// `IN_DELETE`: the refresh thread's lookup finds the removed job once more, and its rmdir
     /// is answered without effect.
     fn remove(&self, parent: u64, name: &str, ino: u64) {
+        let (uid, gid) = self
+            .drive
+            .getattr(parent)
+            .map_or((0, 0), |a| (a.uid, a.gid));
         let attr = Attr {
             ino,
             kind: Kind::Dir,
@@ -268,8 +288,8 @@ impl Replayer<'_> {
             perm: 0o755,
             mtime: SystemTime::now(),
             ttl: Duration::ZERO,
-            uid: 0,
-            gid: 0,
+            uid,
+            gid,
         };
         let _ = self.notifier.inval_entry(INodeNo(parent), OsStr::new(name));
         self.refresh.lock().ghost = Some((parent, name.to_string(), attr));
