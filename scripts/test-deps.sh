@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests drive, where missing: fuse3 (fusermount3), rsync, vim, bc, samba
 # (smbd) and smbclient for the SMB re-export test, gio with gvfs's trash backend and
-# dbus-run-session for the trash tests (Debian packages, as root), cargo-nextest (crates.io), and the official SDK's virtualenv (PyPI).
+# dbus-run-session for the trash tests, inotify-tools (inotifywait) and gio monitor for the
+# live-refresh test (Debian packages, as root), cargo-nextest (crates.io), and the official
+# SDK's virtualenv (PyPI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 missing=()
@@ -15,6 +17,7 @@ command -v gio >/dev/null || missing+=(libglib2.0-bin)
 # `gio trash --empty/--restore/--list` go through gvfs's trash backend, on a session bus.
 [ -x /usr/libexec/gvfsd-trash ] || missing+=(gvfs-daemons)
 command -v dbus-run-session >/dev/null || missing+=(dbus-daemon)
+command -v inotifywait >/dev/null || missing+=(inotify-tools)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     export DEBIAN_FRONTEND=noninteractive

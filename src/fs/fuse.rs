@@ -14,6 +14,7 @@ use fuser::{
 };
 
 use super::core::{Attr, Drive, FsError, Kind, Rmdir};
+use super::refresh::{OwnLookup, Refresh};
 
 pub struct Fuse {
     drive: Arc<Drive>,
@@ -23,7 +24,12 @@ pub struct Fuse {
     /// Passthrough backing ids: one per inode while any handle is open (the kernel requires
     /// the same id for every open of an inode), held by each open handle.
     backing: Mutex<Backing>,
+    /// Live refresh: the requests of the refresh thread replay the daemon's own changes on the
+    /// mount (for inotify) and are answered without side effects (see refresh.rs).
+    refresh: Arc<Refresh>,
 }
+
+type ReplyResult = Result<Attr, FsError>;
 
 #[derive(Default)]
 struct Backing {
@@ -32,13 +38,41 @@ struct Backing {
 }
 
 impl Fuse {
-    pub fn new(drive: Arc<Drive>, runtime: tokio::runtime::Handle) -> Fuse {
+    pub fn new(drive: Arc<Drive>, runtime: tokio::runtime::Handle, refresh: Arc<Refresh>) -> Fuse {
         Fuse {
             drive,
             runtime,
             passthrough: false,
             backing: Mutex::new(Backing::default()),
+            refresh,
         }
+    }
+
+    /// Live refresh (refresh.rs): the refresh thread's mkdir/mknod of an entry that exists
+    /// already is answered with it, unchanged; its lookup of an entry being announced as new
+    /// answers ENOENT, of a job being announced as removed its last inode.
+    fn own_entry(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        n: &OsStr,
+        create: bool,
+    ) -> Option<ReplyResult> {
+        if !self.refresh.is_own(req.pid()) {
+            return None;
+        }
+        let n = match name(n) {
+            Ok(n) => n,
+            Err(e) => return Some(Err(e)),
+        };
+        if !create {
+            match self.refresh.own_lookup(parent.0, n) {
+                OwnLookup::Drive => return None,
+                OwnLookup::Absent => return Some(Err(FsError::quiet(libc::ENOENT))),
+                OwnLookup::Ghost(a) => return Some(Ok(a)),
+            }
+        }
+        Some(self.drive.lookup(parent.0, n))
     }
 
     /// Registers (or reuses) the backing file of an immutable file, for passthrough reads.
@@ -149,10 +183,12 @@ impl Filesystem for Fuse {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEntry) {
-        let found = name(n).and_then(|n| match n {
-            "." | ".." => self.drive.lookup_dot(parent.0, n == ".."),
-            n => self.drive.lookup(parent.0, n),
+    fn lookup(&self, req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEntry) {
+        let found = self.own_entry(req, parent, n, false).unwrap_or_else(|| {
+            name(n).and_then(|n| match n {
+                "." | ".." => self.drive.lookup_dot(parent.0, n == ".."),
+                n => self.drive.lookup(parent.0, n),
+            })
         });
         match found {
             Ok(a) => reply.entry(&a.ttl, &attr(&a), Generation(0)),
@@ -173,7 +209,7 @@ impl Filesystem for Fuse {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         _uid: Option<u32>,
@@ -189,6 +225,14 @@ impl Filesystem for Fuse {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        // Live refresh: the refresh thread's truncate announces a change (IN_MODIFY); it
+        // changes nothing.
+        if self.refresh.is_own(req.pid()) {
+            return match self.drive.getattr(ino.0) {
+                Ok(a) => reply.attr(&a.ttl, &attr(&a)),
+                Err(e) => reply.error(refused("setattr", e)),
+            };
+        }
         match self
             .drive
             .setattr(ino.0, fh.map(|f| f.0), size, mode, mtime.map(time))
@@ -207,10 +251,35 @@ impl Filesystem for Fuse {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        if let Some(own) = self.own_entry(req, parent, n, true) {
+            return match own {
+                Ok(a) => reply.entry(&a.ttl, &attr(&a), Generation(0)),
+                Err(e) => reply.error(refused("mkdir", e)),
+            };
+        }
         let owner = (req.uid(), req.gid());
         match name(n).and_then(|n| self.drive.mkdir(parent.0, n, mode & !umask, owner)) {
             Ok(a) => reply.entry(&a.ttl, &attr(&a), Generation(0)),
             Err(e) => reply.error(refused("mkdir", e)),
+        }
+    }
+
+    /// Only the refresh thread's (live refresh, announcing a new file): regular files are
+    /// made by `create`, other kinds are not supported.
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        n: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        match self.own_entry(req, parent, n, true) {
+            Some(Ok(a)) => reply.entry(&a.ttl, &attr(&a), Generation(0)),
+            Some(Err(e)) => reply.error(refused("mknod", e)),
+            None => reply.error(Errno::ENOSYS),
         }
     }
 
@@ -221,21 +290,42 @@ impl Filesystem for Fuse {
         }
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
         let n = match name(n) {
             Ok(n) => n,
             Err(e) => return reply.error(refused("rmdir", e)),
         };
+        // Live refresh: the refresh thread's rmdir announces a removal made by the daemon
+        // (IN_DELETE); one made here raises its own, and is marked so it is not announced.
+        if self.refresh.is_own(req.pid()) {
+            return reply.ok();
+        }
+        let jobs = parent.0 == super::core::JOBS;
+        if jobs {
+            self.refresh.removing(parent.0, n, true);
+        }
+        let (refresh, name) = (self.refresh.clone(), n.to_string());
+        let unmark = move || {
+            if jobs {
+                refresh.removing(parent.0, &name, false);
+            }
+        };
         match self.drive.rmdir(parent.0, n) {
             Rmdir::Done(Ok(())) => reply.ok(),
-            Rmdir::Done(Err(e)) => reply.error(refused("rmdir", e)),
+            Rmdir::Done(Err(e)) => {
+                unmark();
+                reply.error(refused("rmdir", e))
+            }
             // The DELETE runs on the runtime; the reply is sent from there, so no FUSE thread
             // waits on the network.
             Rmdir::Pending(delete) => {
                 self.runtime.spawn(async move {
                     match delete.await {
                         Ok(()) => reply.ok(),
-                        Err(e) => reply.error(refused("rmdir", e)),
+                        Err(e) => {
+                            unmark();
+                            reply.error(refused("rmdir", e))
+                        }
                     }
                 });
             }

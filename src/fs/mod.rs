@@ -4,6 +4,7 @@
 pub mod core;
 pub(crate) mod fuse;
 pub mod readme;
+pub mod refresh;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,11 +72,23 @@ pub fn mount(opts: MountOptions) -> Result<Mounted, String> {
         })
     };
     let to_kernel = send.clone();
+    // Live refresh: the registry's changes are also replayed on the mount by a thread of their
+    // own, so that inotify watchers see them (refresh.rs).
+    let (refresh_tx, refresh_rx) = std::sync::mpsc::channel();
+    let refresh_tx = std::sync::Mutex::new(refresh_tx);
+    let refresh_quiet = stopping.clone();
     registry.on_change(move |change| {
         core::invalidations(change)
             .into_iter()
-            .for_each(|i| to_kernel(i))
+            .for_each(|i| to_kernel(i));
+        if !refresh_quiet.load(Ordering::Relaxed) {
+            let _ = refresh_tx
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .send(change.clone());
+        }
     });
+    let refresh = refresh::Refresh::new();
     let (kick, delete, adopt) = (engine.clone(), engine.clone(), engine.clone());
     drive.set_hooks(Hooks {
         kick: Box::new(move |id| kick.kick(id)),
@@ -107,12 +120,20 @@ pub fn mount(opts: MountOptions) -> Result<Mounted, String> {
     };
     config.n_threads = Some(4);
     let session = fuser::spawn_mount(
-        fuse::Fuse::new(drive.clone(), runtime.clone()),
+        fuse::Fuse::new(drive.clone(), runtime.clone(), refresh.clone()),
         &opts.mountpoint,
         &config,
     )
     .map_err(|e| format!("cannot mount {}: {e}", opts.mountpoint.display()))?;
     let invalidator = fuse::spawn_invalidator(session.notifier(), rx);
+    // Ends with the registry (its sender); not joined.
+    let _ = refresh.spawn(
+        opts.mountpoint.clone(),
+        drive.clone(),
+        registry.clone(),
+        session.notifier(),
+        refresh_rx,
+    );
     let ticking = drive.clone();
     let ticker = runtime.spawn(async move {
         let mut every = tokio::time::interval(Duration::from_millis(250));
