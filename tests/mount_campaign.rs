@@ -17,7 +17,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::drive::TestDrive;
-use mhfs::api::catalog::{Media, ProjectKind};
+use mhfs::api::catalog::ProjectKind;
 use mhfs::mock::{Faults, MockConfig, Op};
 
 /// A small deterministic generator (xorshift), so a failing seed replays exactly.
@@ -107,7 +107,12 @@ fn a_fault_campaign_ends_every_job_once() {
     let started = Instant::now();
     let mut rng = Rng(seed | 1);
     let outside = d.outside();
-    let photo = common::sample(&outside, "photo", Media::Image);
+    // Each drop is its own intent: distinct bytes (the same bytes twice are submitted once).
+    let photo = |name: &str| {
+        let path = outside.join(format!("{name}.png"));
+        std::fs::write(&path, mhfs::mock::media::draw(name, 7, 64, 48)).unwrap();
+        path
+    };
 
     // Kill moments: before drop number k (1..jobs), or after the last drop (k == jobs).
     let kills_wanted = if jobs <= 60 {
@@ -141,7 +146,7 @@ fn a_fault_campaign_ends_every_job_once() {
                 let name = format!("c{i}");
                 d.ok(&format!(
                     "cp {} inbox/photo-colorizer/{name}.png",
-                    photo.display()
+                    photo(&name).display()
                 ));
                 name
             }
@@ -149,7 +154,7 @@ fn a_fault_campaign_ends_every_job_once() {
                 let name = format!("u{i}");
                 d.ok(&format!(
                     "cp {} inbox/ai-image-upscaler/{name}.png",
-                    photo.display()
+                    photo(&name).display()
                 ));
                 name
             }
@@ -164,8 +169,16 @@ fn a_fault_campaign_ends_every_job_once() {
                 let name = format!("h{i}");
                 let dir = outside.join(&name);
                 std::fs::create_dir_all(&dir).unwrap();
-                common::sample(&dir, "body", Media::Image);
-                common::sample(&dir, "head", Media::Image);
+                std::fs::write(
+                    dir.join("body.png"),
+                    mhfs::mock::media::draw(&name, 1, 64, 48),
+                )
+                .unwrap();
+                std::fs::write(
+                    dir.join("head.png"),
+                    mhfs::mock::media::draw(&name, 2, 64, 48),
+                )
+                .unwrap();
                 d.ok(&format!("cp -r {} inbox/head-swap/", dir.display()));
                 name
             }
