@@ -1,7 +1,10 @@
 //! How fast the drive talks to the API, shaped by the API's own answers.
 //!
-//! - A rate that adapts: it grows while answers are good and halves on 429 or 5xx, between a
-//!   floor and a documented ceiling; a Retry-After pauses every request until it has passed.
+//! - A rate that adapts: it grows by one request a second per good answer and shrinks by 30 %
+//!   (at most once a second, so a burst of failures counts once) when the API says it is
+//!   overloaded (429, 502, 503, 504), between a floor and a documented ceiling; a Retry-After
+//!   pauses every request until it has passed. A 500 is a server bug, not load: it is retried
+//!   but does not slow the rest.
 //! - Priorities: calls for jobs already created (polls, URL refreshes, deletes) go before new
 //!   creates, so in a large batch outputs start arriving at once. A create waits while a
 //!   priority call is waiting, but never more than `CREATE_MAX_DEFER`, so creates never starve.
@@ -37,8 +40,10 @@ pub enum Class {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Answer {
     Good,
-    /// 429 or 5xx, with the server's Retry-After if it gave one.
+    /// Overloaded (429, 502, 503, 504), with the server's Retry-After if it gave one.
     Busy(Option<Duration>),
+    /// Answered with an error that says nothing about load (a 500): retried, pace unchanged.
+    Failed,
     /// No connection at all.
     Down,
 }
@@ -47,7 +52,11 @@ struct Pace {
     rate: f64,
     next: Instant,
     paused_until: Option<Instant>,
+    last_decrease: Option<Instant>,
 }
+
+const DECREASE: f64 = 0.7;
+const DECREASE_EVERY: Duration = Duration::from_secs(1);
 
 pub struct Limiter {
     calls: Semaphore,
@@ -77,6 +86,7 @@ impl Limiter {
                 rate: START.min(ceiling),
                 next: Instant::now(),
                 paused_until: None,
+                last_decrease: None,
             }),
             ceiling,
             priority_waiting: AtomicUsize::new(0),
@@ -148,14 +158,18 @@ impl Limiter {
                 }
             }
             Answer::Busy(retry_after) => {
-                p.rate = (p.rate / 2.0).max(FLOOR);
+                let now = Instant::now();
+                if p.last_decrease.is_none_or(|t| now - t >= DECREASE_EVERY) {
+                    p.rate = (p.rate * DECREASE).max(FLOOR);
+                    p.last_decrease = Some(now);
+                }
                 if let Some(ra) = retry_after {
                     let until = Instant::now() + ra;
                     p.paused_until = Some(p.paused_until.map_or(until, |t| t.max(until)));
                 }
                 self.failing.store(true, Ordering::SeqCst);
             }
-            Answer::Down => {
+            Answer::Failed | Answer::Down => {
                 self.failing.store(true, Ordering::SeqCst);
             }
         }
@@ -181,7 +195,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_rate_grows_on_good_answers_and_halves_on_busy_ones() {
+    fn the_rate_grows_on_good_answers_and_shrinks_once_a_second_when_busy() {
         let l = Limiter::new(4, 50.0);
         let start = l.rate();
         for _ in 0..100 {
@@ -189,8 +203,20 @@ mod tests {
         }
         assert_eq!(l.rate(), 50.0, "capped at the ceiling");
         l.answered(Answer::Busy(None));
-        assert_eq!(l.rate(), 25.0);
+        assert_eq!(l.rate(), 35.0);
+        // A burst of overload answers within the second counts once.
         for _ in 0..20 {
+            l.answered(Answer::Busy(None));
+        }
+        assert_eq!(l.rate(), 35.0);
+        // A server bug is not load.
+        l.answered(Answer::Failed);
+        assert_eq!(l.rate(), 35.0);
+        l.pace.lock().unwrap().last_decrease = Some(Instant::now() - DECREASE_EVERY);
+        l.answered(Answer::Busy(None));
+        assert!((l.rate() - 24.5).abs() < 1e-9);
+        for _ in 0..20 {
+            l.pace.lock().unwrap().last_decrease = None;
             l.answered(Answer::Busy(None));
         }
         assert_eq!(l.rate(), FLOOR);

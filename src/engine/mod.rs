@@ -464,10 +464,13 @@ impl Engine {
         let answer = match result {
             Ok(_) | Err(ApiError::Refused { .. }) => Answer::Good,
             Err(ApiError::Retryable {
-                status: Some(_),
+                status: Some(429 | 502 | 503 | 504),
                 retry_after,
                 ..
             }) => Answer::Busy(*retry_after),
+            Err(ApiError::Retryable {
+                status: Some(_), ..
+            }) => Answer::Failed,
             Err(ApiError::Retryable { status: None, .. } | ApiError::UnknownOutcome { .. }) => {
                 Answer::Down
             }
