@@ -372,6 +372,10 @@ async fn stream_into(
     let mut stream = resp.bytes_stream();
     let mut n = 0u64;
     while let Some(chunk) = stream.next().await {
+        if chunk.is_err() {
+            // What arrived is kept whole on disk, so the next try resumes right after it.
+            let _ = out.flush().await;
+        }
         let chunk = chunk.map_err(|e| {
             let at = if from > 0 {
                 format!(" (from byte {from}; the file has {})", from + n)

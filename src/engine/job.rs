@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::catalog::{self, ProjectKind, Tool};
+use crate::api::catalog::{self, Media, ProjectKind, Tool};
 use crate::api::types::{Project, Status};
 
 pub type JobId = i64;
@@ -60,6 +60,22 @@ impl JobStatus {
             JobStatus::Canceled => "canceled",
         }
     }
+}
+
+/// A create body whose local files still need uploading.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub body: Value,
+    pub uploads: Vec<PlannedUpload>,
+}
+
+/// "Upload input `input` as `media` and put its `file_path` at `pointer`."
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedUpload {
+    /// JSON pointer into the body, e.g. `/assets/image_file_path`.
+    pub pointer: String,
+    pub input: usize,
+    pub media: Media,
 }
 
 /// What a job was made from.
@@ -142,7 +158,7 @@ pub struct Job {
     pub outputs: Vec<OutputFile>,
     /// The body with placeholders and the uploads it waits for, made once when staged.
     #[serde(default)]
-    pub plan: Option<super::submit::Plan>,
+    pub plan: Option<Plan>,
     /// uid and gid of the user who dropped it: the files its JSON names must be theirs to read.
     #[serde(default)]
     pub owner: Option<(u32, u32)>,

@@ -6,26 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::job::{InputFile, Job, Source};
+use super::job::{InputFile, Job, Plan, PlannedUpload, Source};
 use crate::api::catalog::{Input, Media, Overrides, Tool, get_path, merge, set_path};
 use crate::api::schema::{schema_for, validate_create};
 use crate::media::{self, Mismatch};
-
-/// A create body whose local files still need uploading.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Plan {
-    pub body: Value,
-    pub uploads: Vec<PlannedUpload>,
-}
-
-/// "Upload input `input` as `media` and put its `file_path` at `pointer`."
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct PlannedUpload {
-    /// JSON pointer into the body, e.g. `/assets/image_file_path`.
-    pub pointer: String,
-    pub input: usize,
-    pub media: Media,
-}
 
 /// Why a submission cannot be made: `code: message` for the job's `error` file.
 #[derive(Debug, Clone, PartialEq)]

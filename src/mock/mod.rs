@@ -7,6 +7,7 @@
 
 pub(crate) mod faults;
 pub mod media;
+mod project;
 mod render;
 mod routes;
 mod state;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::WebhookTarget;
-use super::routes::project_value;
+use super::project::project_value;
 use super::state::State;
 use crate::api::catalog::ProjectKind;
 use crate::api::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER, now_secs, sign};
