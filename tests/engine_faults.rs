@@ -226,6 +226,59 @@ fn an_outage_delays_jobs_and_they_go_on_when_the_api_is_back() {
 }
 
 #[test]
+fn an_outage_of_a_minute_fails_nothing_and_jobs_go_on_at_once() {
+    let rt = runtime();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    let _guard = rt.enter();
+    // The shipped backoff (capped at 30 s): by the end of the outage each job's next try is
+    // up to 30 s away, yet they must go on within seconds of the API's return.
+    let engine = engine_with(
+        &format!("http://{addr}"),
+        &registry,
+        EngineConfig {
+            poll_base: Some(Duration::from_millis(50)),
+            ..EngineConfig::default()
+        },
+    );
+    let ids: Vec<JobId> = (0..3)
+        .map(|i| prompt_job(&registry, &format!("m{i}")))
+        .collect();
+    for &id in &ids {
+        engine.kick(id);
+    }
+    std::thread::sleep(Duration::from_secs(60));
+    for &id in &ids {
+        let job = registry.job(id).unwrap();
+        assert_ne!(job.status, JobStatus::Error, "{:?}", job.error);
+    }
+    let mock = rt
+        .block_on(MockServer::start(
+            addr,
+            MockConfig {
+                render_time: Duration::ZERO,
+                ..MockConfig::default()
+            },
+        ))
+        .unwrap();
+    let back = Instant::now();
+    for &id in &ids {
+        let job = ended(&registry, id, Duration::from_secs(30));
+        assert_eq!(job.status, JobStatus::Complete, "{:?}", job.error);
+    }
+    let took = back.elapsed();
+    assert!(
+        took < Duration::from_secs(8),
+        "went on {took:?} after the API was back"
+    );
+    assert_eq!(mock.count("create"), 3);
+}
+
+#[test]
 fn uploads_wait_out_server_errors_instead_of_failing() {
     let c = case(MockConfig {
         render_time: Duration::ZERO,

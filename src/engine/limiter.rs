@@ -25,6 +25,8 @@ pub const CEILING: f64 = 200.0;
 pub const FLOOR: f64 = 1.0;
 const START: f64 = 20.0;
 const CREATE_MAX_DEFER: Duration = Duration::from_secs(1);
+/// During an outage, how often one waiting request tries the API.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
@@ -69,6 +71,8 @@ pub struct Limiter {
     /// Notified when the API answers well after it did not.
     recovered: Notify,
     failing: std::sync::atomic::AtomicBool,
+    /// When the next probe of a failing API may go.
+    next_probe: Mutex<Instant>,
 }
 
 pub struct Permit<'a> {
@@ -93,6 +97,7 @@ impl Limiter {
             priority_idle: Notify::new(),
             recovered: Notify::new(),
             failing: Default::default(),
+            next_probe: Mutex::new(Instant::now()),
         }
     }
 
@@ -180,12 +185,30 @@ impl Limiter {
         self.pace.lock().unwrap_or_else(|e| e.into_inner()).rate
     }
 
-    /// Sleeps `delay`, or less if the API recovers meanwhile.
+    /// Sleeps `delay`, or less if the API recovers meanwhile. While it is failing, one waiter
+    /// at a time is let through every `PROBE_EVERY` to try again: when that probe is answered,
+    /// every waiter wakes, so jobs go on within seconds of a recovery, however long their
+    /// backoff had grown, without each of them knocking on a down API.
     pub async fn wait_out(&self, delay: Duration) {
-        let recovered = self.recovered.notified();
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = recovered => {}
+        let end = Instant::now() + delay;
+        loop {
+            let recovered = self.recovered.notified();
+            let now = Instant::now();
+            if now >= end {
+                return;
+            }
+            let probe_at = {
+                let mut next = self.next_probe.lock().unwrap_or_else(|e| e.into_inner());
+                if *next <= now {
+                    *next = now + PROBE_EVERY;
+                    return;
+                }
+                *next
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(end.min(probe_at).into()) => {}
+                _ = recovered => return,
+            }
         }
     }
 }
