@@ -271,6 +271,37 @@ fn hidden_files_and_the_trash_survive_a_remount() {
 }
 
 #[test]
+fn emptying_the_trash_of_a_job_not_created_yet_stops_its_create() {
+    let _trash = trash_lock();
+    // Uploads wait out an API that keeps answering 503: the job stays before its create.
+    let Some(d) = TestDrive::with(MockConfig {
+        render_time: Duration::ZERO,
+        faults: Faults {
+            rules: vec![Rule {
+                op: Op::UploadUrls.into(),
+                fault: Fault::Status { status: 503 },
+                count: 100_000,
+            }],
+            ..Faults::default()
+        },
+        ..MockConfig::default()
+    }) else {
+        return;
+    };
+    drop_photo(&d, "photo-colorizer", "never");
+    d.wait_status("never", &["uploading"]);
+    d.ok("mkdir -p .Trash-0/files && mv jobs/never .Trash-0/files/");
+    d.ok("rm -r .Trash-0/files/never");
+    assert_eq!(d.ok("ls .Trash-0/files"), "");
+    // The API recovers: nothing is created, nothing is deleted (there was no project).
+    d.mock.set_faults(Faults::default());
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(d.count("create"), 0);
+    assert_eq!(d.count("delete"), 0);
+    assert!(d.jobs().is_empty());
+}
+
+#[test]
 fn an_emptied_unfinished_job_is_deleted_after_a_remount_too() {
     let _trash = trash_lock();
     let Some(mut d) = slow(3) else { return };

@@ -75,6 +75,23 @@ pub struct Limiter {
     next_probe: Mutex<Instant>,
 }
 
+struct PriorityWaiting<'a>(&'a Limiter);
+
+impl<'a> PriorityWaiting<'a> {
+    fn new(l: &'a Limiter) -> Self {
+        l.priority_waiting.fetch_add(1, Ordering::SeqCst);
+        PriorityWaiting(l)
+    }
+}
+
+impl Drop for PriorityWaiting<'_> {
+    fn drop(&mut self) {
+        if self.0.priority_waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.priority_idle.notify_waiters();
+        }
+    }
+}
+
 pub struct Permit<'a> {
     _slot: SemaphorePermit<'a>,
 }
@@ -105,12 +122,11 @@ impl Limiter {
     pub async fn acquire(&self, class: Class) -> Permit<'_> {
         let slot = match class {
             Class::Priority => {
-                self.priority_waiting.fetch_add(1, Ordering::SeqCst);
+                // Counted while waiting, uncounted however the wait ends (even if the caller
+                // gives up on it), so creates are never held back by a wait that is gone.
+                let _waiting = PriorityWaiting::new(self);
                 let slot = self.calls.acquire().await;
                 self.paced().await;
-                if self.priority_waiting.fetch_sub(1, Ordering::SeqCst) == 1 {
-                    self.priority_idle.notify_waiters();
-                }
                 return Permit {
                     _slot: slot.expect("never closed"),
                 };
@@ -189,7 +205,13 @@ impl Limiter {
     /// at a time is let through every `PROBE_EVERY` to try again: when that probe is answered,
     /// every waiter wakes, so jobs go on within seconds of a recovery, however long their
     /// backoff had grown, without each of them knocking on a down API.
-    pub async fn wait_out(&self, delay: Duration) {
+    /// `outage`: the API was unreachable or overloaded (no connection, 502-504); otherwise it
+    /// answered with an error (a 500, a 429), and the wait is the full backoff.
+    pub async fn wait_out(&self, delay: Duration, outage: bool) {
+        if !outage {
+            tokio::time::sleep(delay).await;
+            return;
+        }
         let end = Instant::now() + delay;
         loop {
             let recovered = self.recovered.notified();
@@ -263,7 +285,7 @@ mod tests {
             let l = l.clone();
             tokio::spawn(async move {
                 let t = Instant::now();
-                l.wait_out(Duration::from_secs(30)).await;
+                l.wait_out(Duration::from_secs(30), true).await;
                 t.elapsed()
             })
         };

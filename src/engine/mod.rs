@@ -328,20 +328,38 @@ impl Engine {
             .and_then(|v| v.as_str())
             .unwrap_or_default();
         let Some(name) = name else { return false };
-        let found = self.registry.jobs().into_iter().find(|j| {
-            j.stage == Stage::Unknown
-                && j.request
-                    .as_ref()
-                    .and_then(|r| r.get("name"))
-                    .and_then(|v| v.as_str())
-                    == Some(name)
-                && j.kind().is_some_and(|k| k.as_str() == family)
-                && (project_type.is_empty()
-                    || j.kind()
-                        .and_then(|k| crate::api::catalog::tool_of_type(k, project_type))
-                        .is_some_and(|t| t.slug == j.tool))
-        });
-        let Some(job) = found else { return false };
+        // Made when (or after) the job was: a project of the same name made elsewhere before
+        // it is not its create's.
+        let made = event
+            .payload
+            .get("created_at")
+            .and_then(|v| v.as_str())
+            .and_then(|t| humantime::parse_rfc3339_weak(t.trim_end_matches('Z')).ok());
+        let Some(made) = made else { return false };
+        let candidates: Vec<job::Job> = self
+            .registry
+            .jobs()
+            .into_iter()
+            .filter(|j| made + Duration::from_secs(5) >= j.created)
+            .filter(|j| {
+                j.stage == Stage::Unknown
+                    && j.request
+                        .as_ref()
+                        .and_then(|r| r.get("name"))
+                        .and_then(|v| v.as_str())
+                        == Some(name)
+                    && j.kind().is_some_and(|k| k.as_str() == family)
+                    && (project_type.is_empty()
+                        || j.kind()
+                            .and_then(|k| crate::api::catalog::tool_of_type(k, project_type))
+                            .is_some_and(|t| t.slug == j.tool))
+            })
+            .collect();
+        // Only an unambiguous match: two unknown jobs of the same name and tool stay unknown.
+        let [job] = candidates.as_slice() else {
+            return false;
+        };
+        let job = job.clone();
         log::info!(
             "job {}: its create did reach Magic Hour (project {pid}, from event {}); following it",
             job.name,
@@ -513,7 +531,14 @@ impl Engine {
                 since.elapsed().as_secs_f64()
             );
         }
-        self.limiter.wait_out(delay).await;
+        let outage = matches!(
+            error,
+            ApiError::Retryable {
+                status: None | Some(502..=504),
+                ..
+            }
+        );
+        self.limiter.wait_out(delay, outage).await;
     }
 
     /// Runs one request of a job until it succeeds or fails for good. No connection, 429 and
@@ -576,8 +601,21 @@ impl Engine {
             });
             (job, plan)
         })
-        .await
-        .map_err(|_| Stopped)?;
+        .await;
+        let planned = match planned {
+            Ok(planned) => planned,
+            // A bug met on this input (a panic while reading it): the job says so instead of
+            // staying staged for ever.
+            Err(e) if e.is_panic() => {
+                return self.fail(
+                    id,
+                    Stage::Failed,
+                    "internal_error",
+                    "mhfs failed while reading this job's inputs (please report it); nothing was sent",
+                );
+            }
+            Err(_) => return Err(Stopped),
+        };
         match planned {
             (_, Err(refusal)) => self.fail(id, Stage::Failed, refusal.code, &refusal.message),
             (planned_job, Ok((plan, fingerprint))) => {
@@ -642,7 +680,14 @@ impl Engine {
             );
         };
         for up in &plan.uploads {
-            let input = &job.inputs[up.input];
+            let Some(input) = job.inputs.get(up.input) else {
+                return self.fail(
+                    id,
+                    Stage::Failed,
+                    "internal_error",
+                    "the plan names a missing input",
+                );
+            };
             if input.remote.is_some() {
                 continue;
             }
@@ -655,8 +700,11 @@ impl Engine {
             match result {
                 Ok(remote) => {
                     log::info!("job {}: uploaded {} as {remote}", job.name, input.name);
-                    self.registry
-                        .update(id, |j| j.inputs[up.input].remote = Some(remote));
+                    self.registry.update(id, |j| {
+                        if let Some(i) = j.inputs.get_mut(up.input) {
+                            i.remote = Some(remote);
+                        }
+                    });
                 }
                 Err(e) => {
                     let (code, message) = e.code_and_message();
@@ -677,7 +725,7 @@ impl Engine {
         for up in &plan.uploads {
             if let (Some(slot), Some(remote)) = (
                 body.pointer_mut(&up.pointer),
-                job.inputs[up.input].remote.clone(),
+                job.inputs.get(up.input).and_then(|i| i.remote.clone()),
             ) {
                 *slot = serde_json::Value::String(remote);
             }
@@ -793,9 +841,12 @@ impl Engine {
                     "the project no longer exists on Magic Hour",
                 );
             }
-            // A refusal that may pass (a key being fixed) or a bad answer: try again later.
+            // A refusal that may pass (a key being fixed) or a bad answer: try again at the
+            // next turn (waited here: a downloading job's next poll does not wait).
             Err(e) => {
                 log::warn!("job {}: poll failed: {e}", job.name);
+                tokio::time::sleep(self.next_poll(id, kind, waited).max(Duration::from_secs(1)))
+                    .await;
                 return Ok(());
             }
         };
@@ -866,6 +917,12 @@ impl Engine {
                     if minted.elapsed() > FRESH_FOR || refused > 0 {
                         if let Err(e) = self.refresh(id, kind, pid).await {
                             log::warn!("job {}: cannot refresh its URLs: {e}", job.name);
+                            drop(_permit);
+                            let waited = job.created.elapsed().unwrap_or_default();
+                            tokio::time::sleep(
+                                self.next_poll(id, kind, waited).max(Duration::from_secs(1)),
+                            )
+                            .await;
                             return Ok(());
                         }
                         minted = Instant::now();

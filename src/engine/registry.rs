@@ -247,21 +247,31 @@ impl Registry {
 
     /// Makes a reserved job durable (before anything is moved into it).
     pub fn record(&self, job: &Job) -> Result<(), String> {
-        self.store().insert(job).map_err(|e| e.to_string())
+        let store = self.store();
+        // As it is now in memory (it may have been renamed since it was reserved).
+        let now = self.read().by_id.get(&job.id).cloned();
+        store
+            .insert(now.as_ref().unwrap_or(job))
+            .map_err(|e| e.to_string())
     }
 
-    /// Saves a recorded job with its inputs.
+    /// Saves a recorded job with its inputs. Only the inputs come from `job`: anything else
+    /// changed meanwhile (a rename, a move to the trash) stays.
     pub fn publish(&self, job: Job) {
         let store = self.store();
-        if let Err(e) = store.save(&job) {
-            log::error!("job {}: {e}", job.name);
-        }
         let id = job.id;
-        {
+        let saved = {
             let mut jobs = self.write();
-            if let Some(j) = jobs.by_id.get_mut(&id) {
-                *j = job;
-            }
+            jobs.by_id.get_mut(&id).map(|j| {
+                j.inputs = job.inputs;
+                j.updated = SystemTime::now();
+                j.clone()
+            })
+        };
+        if let Some(saved) = &saved
+            && let Err(e) = store.save(saved)
+        {
+            log::error!("job {}: {e}", saved.name);
         }
         drop(store);
         self.changed(Change::Updated(id));
@@ -391,6 +401,10 @@ impl Registry {
                     && j.fingerprint.as_deref() == Some(fingerprint)
                     && !matches!(j.status, JobStatus::Error | JobStatus::Canceled)
                     && !jobs.deleting.contains(&j.id)
+                    // In the trash, or emptied from it: on its way out, so no reason to refuse
+                    // the same intent made again.
+                    && j.trashed.is_none()
+                    && !j.delete_when_done
             }) {
                 return Err(other.id);
             }

@@ -271,16 +271,36 @@ impl Filesystem for Fuse {
         req: &Request,
         parent: INodeNo,
         n: &OsStr,
-        _mode: u32,
-        _umask: u32,
+        mode: u32,
+        umask: u32,
         _rdev: u32,
         reply: ReplyEntry,
     ) {
         match self.own_entry(req, parent, n, true) {
-            Some(Ok(a)) => reply.entry(&a.ttl, &attr(&a), Generation(0)),
-            Some(Err(e)) => reply.error(refused("mknod", e)),
-            None => reply.error(Errno::ENOSYS),
+            Some(Ok(a)) => return reply.entry(&a.ttl, &attr(&a), Generation(0)),
+            Some(Err(e)) => return reply.error(refused("mknod", e)),
+            None => {}
         }
+        // A regular file made without opening it (the kernel's NFS server creates files so):
+        // an empty staged file, as `create` then `close` would leave it.
+        if mode & libc::S_IFMT == libc::S_IFREG {
+            let made = name(n).and_then(|n| {
+                self.drive
+                    .create(parent.0, n, mode & !umask, false, (req.uid(), req.gid()))
+            });
+            return match made {
+                Ok((a, o)) => {
+                    self.drive.release(o.fh);
+                    reply.entry(&a.ttl, &attr(&a), Generation(0))
+                }
+                Err(e) => reply.error(refused("mknod", e)),
+            };
+        }
+        let e = FsError::refuse(
+            libc::EPERM,
+            format!("{n:?}: special files (devices, fifos, sockets) are not taken"),
+        );
+        reply.error(refused("mknod", e))
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {

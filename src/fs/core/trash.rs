@@ -429,9 +429,12 @@ impl Drive {
                         names.join(", ")
                     ),
                 ))
-            } else if job.is_active() {
+            } else if job.is_active() && job.project_id.is_some() {
+                // A project exists (or its create is in flight): delete it once it ends.
                 Plan::Later
             } else {
+                // Not created yet (staged, uploading, waiting to send): deleting it now stops
+                // its create, so nothing is ever billed for it.
                 Plan::Delete(place(job))
             }
         });
