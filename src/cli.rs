@@ -33,24 +33,120 @@ pub enum Command {
 
 #[derive(Args, Debug)]
 pub struct JobsArgs {
-    /// The state directory of the mount (default $XDG_STATE_HOME/mhfs).
-    #[arg(long)]
+    /// A mount point of mhfs (its state directory is read from the running drive) or a state
+    /// directory (default $XDG_STATE_HOME/mhfs).
+    pub path: Option<PathBuf>,
+    /// The state directory of the mount.
+    #[arg(long, conflicts_with = "path")]
     pub state_dir: Option<PathBuf>,
+    /// One JSON array: every job, and every inbox folder still waiting for an input.
+    #[arg(long)]
+    pub json: bool,
 }
 
-/// `mhfs jobs`: one line per job, for a terminal.
+/// The hidden file at a mount's root that names its state directory (`mhfs jobs MOUNTPOINT`).
+use crate::fs::core::STATE_FILE_NAME as STATE_FILE;
+
+/// The state directory `mhfs jobs` reads: the one a mount point names, or the path itself.
+fn jobs_state_dir(args: &JobsArgs) -> Result<PathBuf, String> {
+    let Some(path) = args.state_dir.clone().or_else(|| args.path.clone()) else {
+        return Ok(default_state_dir());
+    };
+    if path.join("jobs.db").exists() {
+        return Ok(path);
+    }
+    match std::fs::read_to_string(path.join(STATE_FILE)) {
+        Ok(dir) => Ok(PathBuf::from(dir.trim_end_matches('\n'))),
+        Err(_) => Err(format!(
+            "{}: neither an mhfs mount nor a state directory (no jobs.db)",
+            path.display()
+        )),
+    }
+}
+
+/// Inbox folders that are not complete yet, with what each still needs.
+fn waiting_folders(state: &std::path::Path) -> Vec<(String, &'static str, String)> {
+    let mut out = Vec::new();
+    for tool in crate::api::catalog::TOOLS {
+        let dir = state.join("inbox").join(tool.slug);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut folders: Vec<_> = entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .collect();
+        folders.sort_by_key(|e| e.file_name());
+        for f in folders {
+            let name = f.file_name().to_string_lossy().to_string();
+            if crate::engine::names::is_scratch(&name) {
+                continue;
+            }
+            let names: Vec<String> = std::fs::read_dir(f.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+                .filter(|e| e.metadata().is_ok_and(|m| m.len() > 0))
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect();
+            let needs = crate::engine::submit::folder_needs(tool, &names)
+                .unwrap_or_else(|| "nothing: it is submitted once quiet".into());
+            out.push((format!("inbox/{}/{name}", tool.slug), tool.slug, needs));
+        }
+    }
+    out
+}
+
+/// `mhfs jobs`: one line per job (and per waiting inbox folder), for a terminal; or JSON.
 pub fn run_jobs(args: JobsArgs) -> Result<(), String> {
-    let dir = args.state_dir.unwrap_or_else(default_state_dir);
+    // `mhfs jobs | head`: a closed pipe ends the listing quietly, as for any Unix tool.
+    // SAFETY: restoring the default action of a signal; no handler runs.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    let dir = jobs_state_dir(&args)?;
     let db = dir.join("jobs.db");
     if !db.exists() {
         return Err(format!("no jobs in {} (no jobs.db)", dir.display()));
     }
     let store = crate::engine::store::Store::open(&db).map_err(|e| e.to_string())?;
     let jobs = store.all().map_err(|e| e.to_string())?;
+    let waiting = waiting_folders(&dir);
+    if args.json {
+        let mut all: Vec<serde_json::Value> = jobs
+            .iter()
+            .map(|j| {
+                let name = match &j.trashed {
+                    Some(t) => format!("{}/files/{}", t.bin, t.name),
+                    None => j.name.clone(),
+                };
+                serde_json::json!({
+                    "name": name,
+                    "tool": j.tool,
+                    "status": j.status.as_str(),
+                    "project_id": j.project_id,
+                    "outputs": j.outputs.iter().filter(|o| o.done && !o.removed)
+                        .map(|o| o.name.clone()).collect::<Vec<_>>(),
+                    "error": j.error,
+                })
+            })
+            .collect();
+        all.extend(waiting.iter().map(|(folder, tool, needs)| {
+            serde_json::json!({"name": folder, "tool": tool, "status": "waiting", "needs": needs})
+        }));
+        let text = serde_json::to_string_pretty(&all).map_err(|e| e.to_string())?;
+        println!("{text}");
+        return Ok(());
+    }
     println!(
         "{:<24} {:<26} {:<12} {:<27} {:>7}  ERROR",
         "NAME", "TOOL", "STATUS", "PROJECT", "OUTPUTS"
     );
+    for (folder, tool, needs) in &waiting {
+        println!(
+            "{folder:<24} {tool:<26} {:<12} {:<27} {:>7}  needs {needs}",
+            "waiting", "-", "-"
+        );
+    }
     for j in jobs {
         let done = j.outputs.iter().filter(|o| o.done && !o.removed).count();
         // A trashed job is named where it is shown.
@@ -132,6 +228,24 @@ pub struct MountArgs {
     /// <state-dir>/mhfs.log); `umount MOUNTPOINT` stops it.
     #[arg(long)]
     pub daemon: bool,
+    /// Mount even on a folder that is not empty (its files are hidden while mounted).
+    #[arg(long)]
+    pub allow_non_empty: bool,
+}
+
+/// A mount point must be an empty folder unless `--allow-non-empty`: what is in it would be
+/// hidden under the drive.
+pub fn check_mountpoint(args: &MountArgs) -> Result<(), String> {
+    let p = &args.mountpoint;
+    let mut entries = std::fs::read_dir(p).map_err(|e| format!("{}: {e}", p.display()))?;
+    if !args.allow_non_empty && entries.next().is_some() {
+        return Err(format!(
+            "{} is not empty: its files would be hidden under the drive; use an empty folder \
+             (or --allow-non-empty)",
+            p.display()
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -244,6 +358,7 @@ pub fn daemonize(args: &MountArgs) -> Result<(), String> {
     if is_mounted(&mountpoint) {
         return Err(format!("{} is already an mhfs mount", mountpoint.display()));
     }
+    check_mountpoint(args)?;
     let (reader, writer) =
         std::io::pipe().map_err(|e| format!("cannot create the readiness pipe: {e}"))?;
     // Both ends are close-on-exec. The write end must not be 0..2, which the child's stdio
@@ -406,6 +521,42 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
     result
 }
 
+/// Says something to the user once: on the terminal, or in the log file when there is one
+/// (a `--daemon` child has no terminal).
+fn banner(args: &MountArgs, text: &str) {
+    if args.log_file.is_some() {
+        log::info!("{}", text.replace("\nmhfs: ", " "));
+    } else {
+        eprintln!("mhfs: {text}");
+    }
+}
+
+/// Checks the API key with one cheap call (GET /v1/account): a key the API refuses (401/403)
+/// stops the mount with a clear message; an API that does not answer does not (jobs wait).
+async fn check_key(api_url: &str, key: &str) -> Result<(), String> {
+    let client = crate::api::Client::new(api_url, ApiKey::new(key)).map_err(|e| e.to_string())?;
+    match tokio::time::timeout(Duration::from_secs(10), client.account()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) if matches!(e.status(), Some(401 | 403)) => Err(format!(
+            "the API key was refused by {api_url} ({e}): check MAGIC_HOUR_API_KEY or \
+             --api-key-file (keys are made in the Developer Hub)"
+        )),
+        Ok(Err(e)) => {
+            log::warn!(
+                "could not check the API key at {api_url} ({e}); mounting anyway: jobs wait \
+                 until the API answers"
+            );
+            Ok(())
+        }
+        Err(_) => {
+            log::warn!(
+                "{api_url} did not answer in 10 s; mounting anyway: jobs wait until it answers"
+            );
+            Ok(())
+        }
+    }
+}
+
 async fn mount_until_stopped(args: MountArgs) -> Result<(), String> {
     // Watch Ctrl-C and SIGTERM before mounting: a stop right after the mount comes up must
     // unmount cleanly too, not kill the process.
@@ -415,6 +566,7 @@ async fn mount_until_stopped(args: MountArgs) -> Result<(), String> {
     let mut term =
         signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     let defaults = read_defaults(&args)?;
+    check_mountpoint(&args)?;
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     std::fs::create_dir_all(&state_dir).map_err(|e| {
         format!(
@@ -464,15 +616,20 @@ async fn mount_until_stopped(args: MountArgs) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot start the embedded mock: {e}"))?;
             let url = server.url();
-            eprintln!(
-                "mhfs: no API key: the embedded mock Magic Hour API serves at {url}. Nothing is billed.\n\
-                 mhfs: set MAGIC_HOUR_API_KEY (or --api-key-file) to use the real service."
+            banner(
+                &args,
+                &format!(
+                    "no API key: the embedded mock Magic Hour API serves at {url}. Nothing is billed.\n\
+                     mhfs: set MAGIC_HOUR_API_KEY (or --api-key-file) to use the real service."
+                ),
             );
-            log::info!("no API key: the embedded mock API serves at {url}; nothing is billed");
             mock = Some(server);
             (url, "mhfs-mock".to_string())
         }
     };
+    if mock.is_none() {
+        check_key(&api_url, &key).await?;
+    }
     let mounted = crate::fs::mount(crate::fs::MountOptions {
         mountpoint: args.mountpoint.clone(),
         api_url,
@@ -507,10 +664,14 @@ async fn mount_until_stopped(args: MountArgs) -> Result<(), String> {
     }
     report_ready(Ok(()));
     sd_notify("READY=1");
-    eprintln!(
-        "mhfs: mounted on {}; Ctrl-C or `umount {}` unmounts",
-        args.mountpoint.display(),
-        args.mountpoint.display()
+    banner(
+        &args,
+        &format!(
+            "mounted on {} ({} jobs); Ctrl-C or `umount {}` unmounts",
+            args.mountpoint.display(),
+            mounted.registry.len(),
+            args.mountpoint.display()
+        ),
     );
     let mut check = tokio::time::interval(Duration::from_millis(300));
     loop {
@@ -613,10 +774,17 @@ pub async fn run_mock(args: MockArgs) -> Result<(), String> {
         server.url(),
         server.url()
     );
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot watch SIGINT: {e}"))?;
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot watch SIGTERM: {e}"))?;
     println!("{}", server.url());
-    tokio::signal::ctrl_c()
-        .await
-        .map_err(|e| format!("cannot wait for Ctrl-C: {e}"))?;
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    // Stopping drops the server's state, and with it its temporary folder.
     server.stop().await;
     Ok(())
 }

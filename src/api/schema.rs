@@ -49,8 +49,11 @@ static SCHEMAS: LazyLock<Value> = LazyLock::new(|| {
         .expect("spec/create-schemas.json is valid JSON")
 });
 
-/// Enum lists longer than this are abbreviated in messages (voice names run to 1000+).
-const ENUM_LIST_MAX: usize = 20;
+/// Enum lists up to this long are given in full in messages; longer ones (voice names run to
+/// 1000+) give the closest matches and point to README.txt, which lists them all.
+const ENUM_LIST_MAX: usize = 120;
+/// How many closest matches a message names first.
+const CLOSEST: usize = 5;
 
 /// The schema used for `path`, for other code (catalogue tests) that wants required fields.
 pub fn schema_for(path: &str) -> Option<&'static Value> {
@@ -84,10 +87,7 @@ fn check(schema: &Value, value: &Value, field: &str) -> Result<(), Invalid> {
     if let Some(allowed) = schema["enum"].as_array()
         && !allowed.iter().any(|a| same(a, value))
     {
-        return Err(Invalid::at(
-            field,
-            format_args!("must be one of: {}", list(allowed)),
-        ));
+        return Err(Invalid::at(field, allowed_text(allowed, value)));
     }
     match value {
         Value::String(s) => check_string(schema, s, field),
@@ -122,17 +122,74 @@ fn same(a: &Value, b: &Value) -> bool {
     }
 }
 
-fn list(values: &[Value]) -> String {
-    let shown: Vec<String> = values
-        .iter()
-        .take(ENUM_LIST_MAX)
-        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
-        .collect();
-    let mut text = shown.join(", ");
-    if values.len() > ENUM_LIST_MAX {
-        text.push_str(&format!(", … ({} values in all)", values.len()));
+fn text_of(v: &Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_owned)
+}
+
+/// Every allowed value, comma-separated (README.txt's list).
+pub fn list(values: &[Value]) -> String {
+    values.iter().map(text_of).collect::<Vec<_>>().join(", ")
+}
+
+/// What a refused enum value should have been: the closest matches first, then every allowed
+/// value (or, past `ENUM_LIST_MAX`, where to find them).
+fn allowed_text(allowed: &[Value], given: &Value) -> String {
+    let all: Vec<String> = allowed.iter().map(text_of).collect();
+    let close = closest(&text_of(given), all.iter().map(String::as_str), CLOSEST);
+    let hint = match close.as_slice() {
+        [] => String::new(),
+        close => format!(" (did you mean {}?)", close.join(" or ")),
+    };
+    if all.len() <= ENUM_LIST_MAX {
+        format!("must be one of: {}{hint}", all.join(", "))
+    } else {
+        format!(
+            "must be one of {} values{hint}; README.txt lists them all",
+            all.len()
+        )
     }
-    text
+}
+
+/// Edit distance (Levenshtein, by characters, case-insensitive).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.to_lowercase().chars().collect();
+    let b: Vec<char> = b.to_lowercase().chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// Up to `n` candidates close to `word`, closest first: one that contains it (or is contained
+/// in it) counts as close, otherwise the edit distance must be at most a third of the longer
+/// word (and at least 2 is always allowed).
+pub fn closest<'a>(
+    word: &str,
+    candidates: impl Iterator<Item = &'a str>,
+    n: usize,
+) -> Vec<&'a str> {
+    let w = word.to_lowercase();
+    if w.is_empty() {
+        return Vec::new();
+    }
+    let mut scored: Vec<(usize, &'a str)> = candidates
+        .filter_map(|c| {
+            let lc = c.to_lowercase();
+            let d = edit_distance(&w, &lc);
+            let contains = lc.contains(&w) || w.contains(&lc);
+            let bound = (w.chars().count().max(lc.chars().count()) / 3).max(2);
+            (d <= bound || contains).then_some((if contains { d.min(bound) } else { d }, c))
+        })
+        .collect();
+    scored.sort_by_key(|(d, _)| *d);
+    scored.into_iter().take(n).map(|(_, c)| c).collect()
 }
 
 fn plural(n: u64, noun: &str) -> String {
@@ -393,12 +450,57 @@ mod tests {
             "style.mode must be one of: pro, preserve, balanced, creative"
         );
 
-        // Long enums are abbreviated but still name the field.
+        // A near miss names the closest values first.
+        set(&mut body, "/style/mode", json!("preserv"));
+        let e = err("/v1/ai-image-upscaler", &body);
+        assert!(
+            e.message.ends_with("(did you mean preserve?)"),
+            "{}",
+            e.message
+        );
+
+        // A middle-sized enum is listed in full (no "values in all").
+        let mut body = sdk_body("/v1/ai-image-generator");
+        set(&mut body, "/style/tool", json!("nope"));
+        let e = err("/v1/ai-image-generator", &body);
+        let all = schema_for("/v1/ai-image-generator").unwrap()["properties"]["style"]
+            ["properties"]["tool"]["enum"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert_eq!(all.len(), 35);
+        assert!(e.message.contains(&list(&all)), "{}", e.message);
+
+        // The 1000+ voices: the closest first, and where the full list is.
         let mut body = sdk_body("/v1/ai-voice-generator");
-        set(&mut body, "/style/voice_name", json!("Nobody At All"));
+        set(&mut body, "/style/voice_name", json!("Bob Dylann"));
         let e = err("/v1/ai-voice-generator", &body);
         assert_eq!(e.field, "style.voice_name");
-        assert!(e.message.ends_with("values in all)"), "{}", e.message);
+        assert!(
+            e.message.contains("did you mean Bob Dylan"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.message.ends_with("README.txt lists them all"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn closest_names_come_first() {
+        let tools = ["ai-image-upscaler", "ai-image-generator", "face-swap"];
+        assert_eq!(
+            closest("ai-image-upscalr", tools.iter().copied(), 1),
+            ["ai-image-upscaler"]
+        );
+        assert_eq!(
+            closest("upscaler", tools.iter().copied(), 1),
+            ["ai-image-upscaler"]
+        );
+        assert!(closest("zzz", tools.iter().copied(), 1).is_empty());
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! <state>/jobs.db            the job registry (SQLite)
+//! <state>/activity.log       what the drive did and refused (the mount's activity.log)
 //! <state>/mhfs.lock          held while mounted: one mount per state directory
 //! <state>/inbox/<tool>/...   files being written into the inbox (scratch files too)
 //! <state>/jobs/<id>/input/   a job's dropped inputs (and copies of local files its JSON names)
@@ -33,6 +34,11 @@ impl Layout {
 
     pub fn db(&self) -> PathBuf {
         self.root.join("jobs.db")
+    }
+
+    /// `activity.log`, shown at the root of the mount.
+    pub fn activity(&self) -> PathBuf {
+        self.root.join("activity.log")
     }
 
     pub fn lock(&self) -> PathBuf {

@@ -7,6 +7,7 @@
 //! be written, so a crash before that resends it at the next mount, and only a create that may
 //! have reached the API can ever be `unknown_outcome`.
 
+pub mod activity;
 pub mod job;
 pub mod layout;
 pub mod limiter;
@@ -524,12 +525,14 @@ impl Engine {
             due
         };
         if say && let Some(job) = self.registry.job(id) {
-            log::warn!(
-                "job {}: {what} waits for the API ({error}); next try in {:.1} s, waiting for {:.0} s",
+            let said = format!(
+                "jobs/{}: {what} waits for the API ({error}); next try in {:.1} s, waiting for {:.0} s",
                 job.name,
                 delay.as_secs_f64(),
                 since.elapsed().as_secs_f64()
             );
+            log::warn!("{said}");
+            self.registry.activity().note(&said);
         }
         let outage = matches!(
             error,
@@ -654,13 +657,15 @@ impl Engine {
             .registry
             .with_job(other, |j| j.name.clone())
             .unwrap_or_else(|| other.to_string());
-        log::info!(
+        let said = format!(
             "inbox/{}/{}: the same as jobs/{other} (same bytes and parameters): not submitted \
              again; to run it again, name it {}",
             job.tool,
             submit::dropped_name(job),
             submit::rerun_name(job)
         );
+        log::info!("{said}");
+        self.registry.activity().note(&said);
         self.registry.remove(id);
         false
     }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::api::catalog::{TOOLS, Tool};
 
+use super::activity::Activity;
 use super::job::{InputFile, Job, JobId, JobStatus, Source, Stage};
 use super::layout::Layout;
 use super::names::{is_scratch, job_name};
@@ -80,6 +81,8 @@ pub struct Registry {
     store: Mutex<Store>,
     jobs: RwLock<Jobs>,
     listener: OnceLock<Listener>,
+    /// `activity.log`: what the drive did and refused, for the user.
+    activity: Arc<Activity>,
     /// Set when unmounting begins: no new create call starts.
     stopping: AtomicBool,
     /// The next job's id: ids are never reused, so neither are job folders or inodes.
@@ -110,6 +113,7 @@ impl Registry {
             jobs.insert(job);
         }
         Ok(Arc::new(Registry {
+            activity: Arc::new(Activity::open(&layout.activity())),
             layout,
             store: Mutex::new(store),
             jobs: RwLock::new(jobs),
@@ -122,6 +126,11 @@ impl Registry {
 
     pub fn layout(&self) -> &Layout {
         &self.layout
+    }
+
+    /// The activity log (`activity.log` at the mount's root).
+    pub fn activity(&self) -> &Arc<Activity> {
+        &self.activity
     }
 
     /// Sets who hears of changes (once).

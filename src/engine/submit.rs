@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::job::{InputFile, Job, Plan, PlannedUpload, Source};
+use super::names::is_scratch;
 use crate::api::catalog::{Input, Media, Overrides, Tool, get_path, merge, set_path};
 use crate::api::schema::{schema_for, validate_create};
 use crate::media::{self, Mismatch};
@@ -84,6 +85,101 @@ pub fn folder_ready(tool: &Tool, names: &[String]) -> bool {
             .iter()
             .any(|n| stem(n) == "params" && extension(n) == "json");
     inputs_ok && text_ok
+}
+
+/// The file name a role takes in a folder, with its most common extension (`video.mp4`).
+fn role_file(input: &Input) -> String {
+    let ext = match input.media.first() {
+        Some(Media::Video) => "mp4",
+        Some(Media::Audio) => "mp3",
+        _ => "png",
+    };
+    format!("{}.{ext}", input.role)
+}
+
+/// What a tool takes, in a few words: `image + video`, `image + prompt.txt`.
+pub fn takes(tool: &Tool) -> String {
+    let mut parts: Vec<String> = tool.required_inputs().map(|i| i.role.to_string()).collect();
+    if tool.text.is_some_and(|t| t.required) {
+        parts.push("prompt.txt".into());
+    }
+    parts.join(" + ")
+}
+
+/// How to submit to a tool that needs a folder: `this tool takes two inputs: make a folder with
+/// image.png and video.mp4`.
+pub fn folder_hint(tool: &Tool) -> String {
+    let mut files: Vec<String> = tool.required_inputs().map(role_file).collect();
+    if tool.text.is_some_and(|t| t.required) {
+        files.push("prompt.txt".into());
+    }
+    let n = match files.len() {
+        2 => "two".to_string(),
+        3 => "three".to_string(),
+        n => n.to_string(),
+    };
+    format!(
+        "this tool takes {n} inputs: make a folder with {} (mkdir inbox/{}/<name>, then put them in it)",
+        files.join(" and "),
+        tool.slug
+    )
+}
+
+/// What an inbox folder still needs before it is submitted (`None`: nothing), in the user's
+/// terms: `a video (video.mp4)`. Files named by role fill their role; the others fill a
+/// required input of their type, one file each.
+pub fn folder_needs(tool: &Tool, names: &[String]) -> Option<String> {
+    let names: Vec<&String> = names.iter().filter(|n| !is_scratch(n)).collect();
+    let mut used = vec![false; names.len()];
+    let required: Vec<&Input> = tool.required_inputs().collect();
+    let mut filled = vec![false; required.len()];
+    for (k, input) in required.iter().enumerate() {
+        if let Some(j) = names.iter().position(|n| {
+            stem(n) == input.role && input.media.iter().any(|m| m.accepts(&extension(n)))
+        }) {
+            filled[k] = true;
+            used[j] = true;
+        }
+    }
+    for (k, input) in required.iter().enumerate() {
+        if filled[k] {
+            continue;
+        }
+        let free = names.iter().enumerate().position(|(j, n)| {
+            !used[j]
+                && tool.input_by_role(stem(n)).is_none()
+                && input.media.iter().any(|m| m.accepts(&extension(n)))
+        });
+        if let Some(j) = free {
+            filled[k] = true;
+            used[j] = true;
+        }
+    }
+    let mut missing: Vec<String> = required
+        .iter()
+        .zip(&filled)
+        .filter(|(_, f)| !**f)
+        .map(|(i, _)| {
+            let what = i.media.first().map_or("file", |m| m.as_str());
+            let article = if what.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            format!("{article} {what} ({})", role_file(i))
+        })
+        .collect();
+    let text_ok = !tool.text.is_some_and(|t| t.required)
+        || names
+            .iter()
+            .any(|n| role_of(tool, n) == Some(FileRole::Text))
+        || names
+            .iter()
+            .any(|n| stem(n) == "params" && extension(n) == "json");
+    if !text_ok {
+        missing.push("a prompt (prompt.txt)".into());
+    }
+    (!missing.is_empty()).then(|| missing.join(" and "))
 }
 
 /// Every extension a tool's inbox folder takes, for messages.
@@ -209,7 +305,13 @@ pub fn plan(job: &mut Job, input_dir: &Path, defaults: &Overrides) -> Result<Pla
     if body.get("name").is_none() {
         body["name"] = json!(job.name);
     }
-    check_complete(tool, &body)?;
+    check_complete(tool, &body).map_err(|mut r| {
+        // A single file dropped into a tool that needs a folder: say how to do it.
+        if matches!(job.source, Source::File | Source::Text) && tool.needs_folder() {
+            r.message = format!("{}: {}", r.message, folder_hint(tool));
+        }
+        r
+    })?;
     check_media(job, &uploads)?;
     clip_length(tool, job, &mut body, &uploads, explicit_end)?;
     validate_create(&tool.create_path(), &body)

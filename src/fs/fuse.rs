@@ -131,9 +131,15 @@ fn attr(a: &Attr) -> FileAttr {
 }
 
 /// The one place a refused call is logged: with the operation's name, at the error's level.
-fn refused(op: &str, e: FsError) -> Errno {
+/// What the user should hear about (warning and above) also goes to `activity.log`.
+fn refused(drive: &Drive, op: &str, e: FsError) -> Errno {
     match &e.message {
-        Some(m) => log::log!(e.level, "{op}: {m}"),
+        Some(m) => {
+            log::log!(e.level, "{op}: {m}");
+            if e.level <= log::Level::Warn {
+                drive.registry().activity().note(m);
+            }
+        }
         None => log::debug!("{op}: errno {}", e.errno),
     }
     Errno::from_i32(e.errno)
@@ -192,7 +198,7 @@ impl Filesystem for Fuse {
         });
         match found {
             Ok(a) => reply.entry(&a.ttl, &attr(&a), Generation(0)),
-            Err(e) => reply.error(refused("lookup", e)),
+            Err(e) => reply.error(refused(&self.drive, "lookup", e)),
         }
     }
 
@@ -203,7 +209,7 @@ impl Filesystem for Fuse {
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.drive.getattr(ino.0) {
             Ok(a) => reply.attr(&a.ttl, &attr(&a)),
-            Err(e) => reply.error(refused("getattr", e)),
+            Err(e) => reply.error(refused(&self.drive, "getattr", e)),
         }
     }
 
@@ -230,7 +236,7 @@ impl Filesystem for Fuse {
         if self.refresh.is_own(req.pid()) {
             return match self.drive.getattr(ino.0) {
                 Ok(a) => reply.attr(&a.ttl, &attr(&a)),
-                Err(e) => reply.error(refused("setattr", e)),
+                Err(e) => reply.error(refused(&self.drive, "setattr", e)),
             };
         }
         match self
@@ -238,7 +244,7 @@ impl Filesystem for Fuse {
             .setattr(ino.0, fh.map(|f| f.0), size, mode, mtime.map(time))
         {
             Ok(a) => reply.attr(&a.ttl, &attr(&a)),
-            Err(e) => reply.error(refused("setattr", e)),
+            Err(e) => reply.error(refused(&self.drive, "setattr", e)),
         }
     }
 
@@ -254,13 +260,13 @@ impl Filesystem for Fuse {
         if let Some(own) = self.own_entry(req, parent, n, true) {
             return match own {
                 Ok(a) => reply.entry(&a.ttl, &attr(&a), Generation(0)),
-                Err(e) => reply.error(refused("mkdir", e)),
+                Err(e) => reply.error(refused(&self.drive, "mkdir", e)),
             };
         }
         let owner = (req.uid(), req.gid());
         match name(n).and_then(|n| self.drive.mkdir(parent.0, n, mode & !umask, owner)) {
             Ok(a) => reply.entry(&a.ttl, &attr(&a), Generation(0)),
-            Err(e) => reply.error(refused("mkdir", e)),
+            Err(e) => reply.error(refused(&self.drive, "mkdir", e)),
         }
     }
 
@@ -278,7 +284,7 @@ impl Filesystem for Fuse {
     ) {
         match self.own_entry(req, parent, n, true) {
             Some(Ok(a)) => return reply.entry(&a.ttl, &attr(&a), Generation(0)),
-            Some(Err(e)) => return reply.error(refused("mknod", e)),
+            Some(Err(e)) => return reply.error(refused(&self.drive, "mknod", e)),
             None => {}
         }
         // A regular file made without opening it (the kernel's NFS server creates files so):
@@ -293,27 +299,27 @@ impl Filesystem for Fuse {
                     self.drive.release(o.fh);
                     reply.entry(&a.ttl, &attr(&a), Generation(0))
                 }
-                Err(e) => reply.error(refused("mknod", e)),
+                Err(e) => reply.error(refused(&self.drive, "mknod", e)),
             };
         }
         let e = FsError::refuse(
             libc::EPERM,
             format!("{n:?}: special files (devices, fifos, sockets) are not taken"),
         );
-        reply.error(refused("mknod", e))
+        reply.error(refused(&self.drive, "mknod", e))
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
         match name(n).and_then(|n| self.drive.unlink(parent.0, n)) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(refused("unlink", e)),
+            Err(e) => reply.error(refused(&self.drive, "unlink", e)),
         }
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
         let n = match name(n) {
             Ok(n) => n,
-            Err(e) => return reply.error(refused("rmdir", e)),
+            Err(e) => return reply.error(refused(&self.drive, "rmdir", e)),
         };
         // Live refresh: the refresh thread's rmdir announces a removal made by the daemon
         // (IN_DELETE); one made here raises its own, and is marked so it is not announced.
@@ -334,17 +340,18 @@ impl Filesystem for Fuse {
             Rmdir::Done(Ok(())) => reply.ok(),
             Rmdir::Done(Err(e)) => {
                 unmark();
-                reply.error(refused("rmdir", e))
+                reply.error(refused(&self.drive, "rmdir", e))
             }
             // The DELETE runs on the runtime; the reply is sent from there, so no FUSE thread
             // waits on the network.
             Rmdir::Pending(delete) => {
+                let drive = self.drive.clone();
                 self.runtime.spawn(async move {
                     match delete.await {
                         Ok(()) => reply.ok(),
                         Err(e) => {
                             unmark();
-                            reply.error(refused("rmdir", e))
+                            reply.error(refused(&drive, "rmdir", e))
                         }
                     }
                 });
@@ -367,7 +374,7 @@ impl Filesystem for Fuse {
                 libc::EINVAL,
                 format!("{n:?}: rename flags {flags} are not supported"),
             );
-            return reply.error(refused("rename", e));
+            return reply.error(refused(&self.drive, "rename", e));
         }
         let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         let result = name(n).and_then(|n| {
@@ -377,7 +384,7 @@ impl Filesystem for Fuse {
         });
         match result {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(refused("rename", e)),
+            Err(e) => reply.error(refused(&self.drive, "rename", e)),
         }
     }
 
@@ -397,7 +404,7 @@ impl Filesystem for Fuse {
                     None => reply.opened(FileHandle(o.fh), open_flags(o.direct_io)),
                 }
             }
-            Err(e) => reply.error(refused("open", e)),
+            Err(e) => reply.error(refused(&self.drive, "open", e)),
         }
     }
 
@@ -414,7 +421,7 @@ impl Filesystem for Fuse {
     ) {
         match self.drive.read(fh.0, offset, size) {
             Ok(data) => reply.data(&data),
-            Err(e) => reply.error(refused("read", e)),
+            Err(e) => reply.error(refused(&self.drive, "read", e)),
         }
     }
 
@@ -432,7 +439,7 @@ impl Filesystem for Fuse {
     ) {
         match self.drive.write(fh.0, offset, data) {
             Ok(n) => reply.written(n),
-            Err(e) => reply.error(refused("write", e)),
+            Err(e) => reply.error(refused(&self.drive, "write", e)),
         }
     }
 
@@ -458,7 +465,7 @@ impl Filesystem for Fuse {
     ) {
         match self.drive.fsync(fh.0) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(refused("fsync", e)),
+            Err(e) => reply.error(refused(&self.drive, "fsync", e)),
         }
     }
 
@@ -491,7 +498,7 @@ impl Filesystem for Fuse {
     ) {
         let entries = match self.drive.readdir(ino.0) {
             Ok(e) => e,
-            Err(e) => return reply.error(refused("readdir", e)),
+            Err(e) => return reply.error(refused(&self.drive, "readdir", e)),
         };
         let dots = [
             (ino.0, FileType::Directory, "."),
@@ -534,7 +541,7 @@ impl Filesystem for Fuse {
                 FileHandle(o.fh),
                 open_flags(o.direct_io),
             ),
-            Err(e) => reply.error(refused("create", e)),
+            Err(e) => reply.error(refused(&self.drive, "create", e)),
         }
     }
 

@@ -76,16 +76,32 @@ pub fn mount(opts: MountOptions) -> Result<Mounted, String> {
     // own, so that inotify watchers see them (refresh.rs).
     let (refresh_tx, refresh_rx) = std::sync::mpsc::channel();
     let refresh_tx = std::sync::Mutex::new(refresh_tx);
+    let refresh_tx = Arc::new(refresh_tx);
     let refresh_quiet = stopping.clone();
+    let (listening, job_tx) = (registry.clone(), refresh_tx.clone());
+    registry.activity().know(&registry);
     registry.on_change(move |change| {
         core::invalidations(change)
             .into_iter()
             .for_each(|i| to_kernel(i));
+        listening.activity().job_changed(&listening, change);
         if !refresh_quiet.load(Ordering::Relaxed) {
+            let _ = job_tx
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .send(refresh::Replay::Job(change.clone()));
+        }
+    });
+    // activity.log grows: its readers (`tail -f` through inotify) hear IN_MODIFY. One pending
+    // announcement at a time covers any number of lines.
+    let pending = Arc::new(AtomicBool::new(false));
+    let (log_quiet, log_pending) = (stopping.clone(), pending.clone());
+    registry.activity().on_append(move || {
+        if !log_quiet.load(Ordering::Relaxed) && !log_pending.swap(true, Ordering::AcqRel) {
             let _ = refresh_tx
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .send(change.clone());
+                .send(refresh::Replay::Activity);
         }
     });
     let refresh = refresh::Refresh::new();
@@ -133,6 +149,7 @@ pub fn mount(opts: MountOptions) -> Result<Mounted, String> {
         registry.clone(),
         session.notifier(),
         refresh_rx,
+        pending,
     );
     let ticking = drive.clone();
     let ticker = runtime.spawn(async move {
@@ -142,7 +159,7 @@ pub fn mount(opts: MountOptions) -> Result<Mounted, String> {
             ticking.tick();
         }
     });
-    log::info!(
+    log::debug!(
         "mounted {} ({} jobs; API {})",
         opts.mountpoint.display(),
         registry.len(),
@@ -179,7 +196,10 @@ impl Mounted {
         self.ticker.abort();
         if let Some(session) = self.session.take() {
             if session.guard.is_finished() {
-                let _ = session.join();
+                // Someone ran `umount`: the kernel side is gone. Unmounting again fails with
+                // EINVAL; done here, that answer is ours to ignore (dropping the session would
+                // log it as "Unmount failed").
+                let _ = session.umount_and_join();
             } else if let Err(e) = session.umount_and_join() {
                 log::warn!("unmount {}: {e}", self.mountpoint.display());
             }

@@ -3,7 +3,10 @@
 
 use std::fmt::Write;
 
-use crate::api::catalog::{Output, Overrides, TOOLS, Tool};
+use serde_json::Value;
+
+use crate::api::catalog::{Output, Overrides, TOOLS, Tool, get_path};
+use crate::api::schema::schema_for;
 
 fn inputs_text(t: &Tool) -> String {
     if t.inputs.is_empty() {
@@ -128,6 +131,113 @@ Tools
 -----
 "#;
 
+/// What a job of the tool costs, after the price list (spec/API.md §3.6) as the catalogue
+/// holds it.
+fn price_text(t: &Tool) -> String {
+    let c = t.credits;
+    match (t.kind, t.slug) {
+        (_, "ai-voice-generator" | "ai-voice-cloner") => {
+            "1 credit per 10 characters of text".into()
+        }
+        (_, "ai-music-generator") => "1 credit per second of music (duration)".into(),
+        (_, "ai-image-upscaler") => format!("{c} credits (scale_factor 4: {})", c * 4),
+        (crate::api::catalog::ProjectKind::Video, _) => {
+            format!("{c} credits per second of video (end_seconds - start_seconds)")
+        }
+        _ => match t.output {
+            Output::Image {
+                count_field: Some(f),
+            } => format!("{c} credits per image ({f})"),
+            _ => format!("{c} credits per job"),
+        },
+    }
+}
+
+/// Whether a body field is one of the tool's file inputs (given by dropping a file).
+fn is_input_field(t: &Tool, path: &str) -> bool {
+    t.inputs.iter().any(|i| i.field == path)
+}
+
+/// One line per parameter of the tool's create body (from the create schema): its type, its
+/// allowed values (every one), its bounds, whether it is required, and its default.
+fn params_text(t: &Tool, body: &Value) -> String {
+    fn walk(t: &Tool, schema: &Value, path: &str, required: bool, body: &Value, out: &mut String) {
+        if let Some(props) = schema["properties"].as_object() {
+            let req: Vec<&str> = schema["required"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            for (k, sub) in props {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                if p == "name" || is_input_field(t, &p) {
+                    continue;
+                }
+                walk(t, sub, &p, req.contains(&k.as_str()), body, out);
+            }
+            return;
+        }
+        let mut line = format!("    {path}: {}", schema["type"].as_str().unwrap_or("any"));
+        if let Some(all) = schema["enum"].as_array() {
+            let _ = write!(line, ", one of: {}", crate::api::schema::list(all));
+        }
+        match (schema.get("minimum"), schema.get("maximum")) {
+            (Some(lo), Some(hi)) => {
+                let _ = write!(line, ", {lo} to {hi}");
+            }
+            (Some(lo), None) => {
+                let _ = write!(line, ", at least {lo}");
+            }
+            (None, Some(hi)) => {
+                let _ = write!(line, ", at most {hi}");
+            }
+            (None, None) => {}
+        }
+        if let Some(max) = schema["maxLength"].as_u64() {
+            let _ = write!(line, ", at most {max} characters");
+        }
+        if let Some(max) = schema["maxItems"].as_u64() {
+            let _ = write!(line, ", at most {max} items");
+        }
+        if required {
+            line.push_str(", required");
+        }
+        match get_path(body, path) {
+            Some(v) => {
+                let _ = write!(line, "; default {v}");
+            }
+            None => line.push_str("; no default"),
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let mut out = String::new();
+    if let Some(schema) = schema_for(&t.create_path()) {
+        walk(t, schema, "", false, body, &mut out);
+    }
+    out
+}
+
+/// An example `params.json` for a folder of the tool: its defaults, without the input files.
+fn example_params(t: &Tool, body: &Value) -> String {
+    let mut body = body.clone();
+    if let Some(map) = body.as_object_mut() {
+        map.remove("name");
+    }
+    if let Some(assets) = body.get_mut("assets").and_then(Value::as_object_mut) {
+        assets.retain(|k, _| !is_input_field(t, &format!("assets.{k}")));
+        if assets.is_empty() {
+            body.as_object_mut().map(|m| m.remove("assets"));
+        }
+    }
+    serde_json::to_string(&body).unwrap_or_default()
+}
+
 /// README.txt at the root of the mount.
 pub fn readme_txt(defaults: &Overrides, settle: std::time::Duration) -> String {
     let mut s = HELP.replace("{settle}", &format!("{}", settle.as_secs_f64()));
@@ -142,8 +252,16 @@ pub fn readme_txt(defaults: &Overrides, settle: std::time::Duration) -> String {
         let _ = writeln!(s, "  inputs:   {}", inputs_text(t).replace('`', ""));
         let _ = writeln!(s, "  text:     {}", text_text(t).replace('`', ""));
         let _ = writeln!(s, "  outputs:  {}", output_text(t));
-        let _ = writeln!(s, "  defaults: {}", defaults.body(t));
+        let body = defaults.body(t);
+        let _ = writeln!(s, "  defaults: {body}");
+        let _ = writeln!(s, "  price:    {}", price_text(t));
         let _ = writeln!(s, "  example:  {}", example(t));
+        let _ = writeln!(
+            s,
+            "  params.json (in a folder, or as the .json body): {}",
+            example_params(t, &body)
+        );
+        let _ = write!(s, "  parameters:\n{}", params_text(t, &body));
     }
     s
 }

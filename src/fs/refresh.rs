@@ -15,6 +15,8 @@
 //! | file appeared in a job    | `mknod jobs/<job>/<name>`    | `IN_CREATE`          |
 //! | file content changed      | `truncate <file> <its size>` | `IN_MODIFY`          |
 //! | job removed by the daemon | `rmdir jobs/<job>`           | `IN_DELETE,IN_ISDIR` |
+//! | output in `outputs/`      | `mknod outputs/<job>.<ext>`  | `IN_CREATE`          |
+//! | `activity.log` grew       | `truncate activity.log <size>` | `IN_MODIFY`        |
 //!
 //! Removals and renames made through the mount already raise their events and are skipped.
 
@@ -32,9 +34,17 @@ use std::time::{Duration, SystemTime};
 use fuser::INodeNo;
 
 use super::core::job_folder::{self, Part, dir_ino};
-use super::core::{Attr, Drive, JOBS, Kind};
+use super::core::{Attr, Drive, JOBS, Kind, OUTPUTS};
 use crate::engine::job::JobId;
 use crate::engine::registry::{Change, Registry};
+
+/// What the refresh thread replays.
+pub enum Replay {
+    /// A job's change (from the registry's listener).
+    Job(Change),
+    /// `activity.log` grew.
+    Activity,
+}
 
 /// What the adapter asks before answering a request: shared by the refresh thread and the
 /// fuser adapter.
@@ -115,7 +125,8 @@ impl Refresh {
         drive: Arc<Drive>,
         registry: Arc<Registry>,
         notifier: fuser::Notifier,
-        rx: Receiver<Change>,
+        rx: Receiver<Replay>,
+        activity_pending: Arc<std::sync::atomic::AtomicBool>,
     ) -> std::thread::JoinHandle<()> {
         let me = self.clone();
         std::thread::Builder::new()
@@ -127,14 +138,23 @@ impl Refresh {
                 let mut r = Replayer {
                     refresh: &me,
                     jobs: mountpoint.join("jobs"),
+                    outputs: mountpoint.join("outputs"),
                     drive,
                     registry,
                     notifier,
                     known: HashMap::new(),
                 };
                 r.snapshot_all();
-                for change in rx {
-                    r.replay(&change);
+                let activity = mountpoint.join("activity.log");
+                for event in rx {
+                    match event {
+                        Replay::Job(change) => r.replay(&change),
+                        Replay::Activity => {
+                            activity_pending.store(false, Ordering::Release);
+                            let size = r.registry.activity().size();
+                            r.modified(&activity, size);
+                        }
+                    }
                 }
             })
             .expect("spawn a thread")
@@ -148,6 +168,7 @@ type Folder = HashMap<String, (Kind, Option<(u64, u64)>)>;
 struct Replayer<'a> {
     refresh: &'a Refresh,
     jobs: PathBuf,
+    outputs: PathBuf,
     drive: Arc<Drive>,
     registry: Arc<Registry>,
     notifier: fuser::Notifier,
@@ -231,7 +252,16 @@ impl Replayer<'_> {
         names.sort_by(|a, b| a.0.cmp(b.0));
         for (name, (kind, digest)) in names {
             match (before.get(name), digest) {
-                (None, _) => self.create(ino, name, &dir.join(name), *kind),
+                (None, _) => {
+                    self.create(ino, name, &dir.join(name), *kind);
+                    // A new output shows in outputs/ too.
+                    if let Some((flat, _)) = job_folder::flat(&job)
+                        .into_iter()
+                        .find(|(_, i)| job.outputs[*i].name == *name)
+                    {
+                        self.create(OUTPUTS, &flat, &self.outputs.join(&flat), Kind::File);
+                    }
+                }
                 (Some((_, was)), Some((_, size))) if was != digest => {
                     self.modified(&dir.join(name), *size)
                 }

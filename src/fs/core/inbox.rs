@@ -246,7 +246,7 @@ impl Drive {
             )),
             None if parent == INBOX => Err(FsError::refuse(
                 libc::EPERM,
-                format!("inbox/{name}: no such tool (README.txt lists them)"),
+                format!("inbox/{name}: no such tool{}", tree::did_you_mean(name)),
             )),
             None => Err(FsError::refuse(
                 libc::EPERM,
@@ -563,14 +563,27 @@ impl Drive {
     /// the job. `kept`: for a single file, where it went (its old inode keeps pointing there,
     /// for `mv`'s and `cp -p`'s late setattr).
     fn take_in(&self, rel: &Path, job: Job, kept: Option<PathBuf>) {
-        log::info!(
-            "inbox/{}: submitted as jobs/{} ({})",
-            rel.display(),
-            job.name,
-            job.tool
+        let id = self.start_job(&rel.display().to_string(), job);
+        self.forget_taken(rel, kept);
+        self.kick(id);
+    }
+
+    /// Says a submission (log and activity.log) and shows its job whole.
+    fn start_job(&self, what: &str, job: Job) -> JobId {
+        let said = format!(
+            "inbox/{what}: submitted as jobs/{} ({})",
+            job.name, job.tool
         );
+        log::info!("{said}");
+        self.registry.activity().note(&said);
         let id = job.id;
         self.registry.publish(job);
+        id
+    }
+
+    /// The inbox entries at and under `rel` are gone (submitted): forget their inodes and
+    /// tell the kernel.
+    fn forget_taken(&self, rel: &Path, kept: Option<PathBuf>) {
         let parent_ino = {
             let mut inner = self.lock();
             inner.submitting.remove(rel);
@@ -601,7 +614,6 @@ impl Drive {
                 name: name.to_string_lossy().to_string(),
             });
         }
-        self.kick(id);
     }
 
     /// Submits inbox folders that are complete, closed and quiet for the settle interval.
@@ -621,6 +633,12 @@ impl Drive {
             let Some(names) = self.ready_folder(&rel) else {
                 continue;
             };
+            if let Some(tool) = tool_of_rel(&rel)
+                && let Some(media) = batch(tool, &names)
+            {
+                self.tick_batch(&rel, changed, tool, &names, media);
+                continue;
+            }
             let job = {
                 let mut inner = self.lock();
                 // Changed (or opened) while it was read: the next tick looks again.
@@ -656,7 +674,9 @@ impl Drive {
         let folder_name = rel.file_name()?.to_string_lossy().to_string();
         let path = self.inbox.join(rel);
         if !path.is_dir() {
-            self.lock().folders.remove(rel);
+            let mut inner = self.lock();
+            inner.folders.remove(rel);
+            inner.waiting.remove(rel);
             return None;
         }
         if is_scratch(&folder_name) {
@@ -672,7 +692,122 @@ impl Drive {
             .filter(|n| !is_scratch(n))
             .filter(|n| std::fs::metadata(path.join(n)).is_ok_and(|m| m.len() > 0))
             .collect();
-        (!names.is_empty() && folder_ready(tool, &names)).then_some(names)
+        if !names.is_empty() && folder_ready(tool, &names) {
+            self.lock().waiting.remove(rel);
+            return Some(names);
+        }
+        // Not complete: say what it still needs, once per change.
+        if let Some(needs) = folder_needs(tool, &names) {
+            let said = format!(
+                "inbox/{}: waiting for {needs}: this tool takes {}",
+                rel.display(),
+                takes(tool)
+            );
+            let mut inner = self.lock();
+            if inner.waiting.get(rel) != Some(&said) {
+                inner.waiting.insert(rel.to_path_buf(), said.clone());
+                drop(inner);
+                log::info!("{said}");
+                self.registry.activity().note(&said);
+            }
+        }
+        None
+    }
+
+    /// A complete, quiet folder of a one-input tool holding several media files: one job per
+    /// file, each named after its file; the folder's other files (params.json, a prompt) go
+    /// with each.
+    fn tick_batch(
+        &self,
+        rel: &Path,
+        changed: Instant,
+        tool: &'static Tool,
+        names: &[String],
+        media: Vec<String>,
+    ) {
+        let extras: Vec<String> = names
+            .iter()
+            .filter(|n| !media.contains(n))
+            .cloned()
+            .collect();
+        let source = if extras.is_empty() {
+            Source::File
+        } else {
+            Source::Folder
+        };
+        let jobs: Vec<(Job, String)> = {
+            let mut inner = self.lock();
+            let still = inner.folders.get(rel) == Some(&changed)
+                && !Self::being_written(&inner, rel)
+                && !inner.submitting.contains(rel);
+            if !still {
+                return;
+            }
+            let owner = std::fs::metadata(self.inbox.join(rel)).ok().map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                (m.uid(), m.gid())
+            });
+            inner.folders.remove(rel);
+            inner.waiting.remove(rel);
+            inner.submitting.insert(rel.to_path_buf());
+            media
+                .into_iter()
+                .map(|file| (self.registry.reserve(&file, tool, source, owner), file))
+                .collect()
+        };
+        let folder = self.inbox.join(rel);
+        let folder_name = rel
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        let layout = self.registry.layout();
+        let mut all_moved = true;
+        let mut started = Vec::new();
+        for (mut job, file) in jobs {
+            let input_dir = layout.input_dir(job.id);
+            let moved = self.registry.record(&job).and_then(|()| {
+                std::fs::create_dir_all(&input_dir)
+                    .and_then(|()| std::fs::rename(folder.join(&file), input_dir.join(&file)))
+                    .and_then(|()| {
+                        extras.iter().try_for_each(|x| {
+                            std::fs::copy(folder.join(x), input_dir.join(x)).map(|_| ())
+                        })
+                    })
+                    .map_err(|e| format!("cannot move it into the job: {e}"))
+            });
+            if let Err(e) = moved {
+                log::error!("inbox/{}/{file}: not submitted: {e}", rel.display());
+                self.registry.discard(job.id);
+                all_moved = false;
+                continue;
+            }
+            let input = |n: &String, shown: String| InputFile {
+                name: shown,
+                path: input_dir.join(n),
+                remote: None,
+            };
+            job.inputs = if extras.is_empty() {
+                vec![input(&file, file.clone())]
+            } else {
+                std::iter::once(&file)
+                    .chain(&extras)
+                    .map(|n| input(n, format!("{folder_name}/{n}")))
+                    .collect()
+            };
+            started.push(self.start_job(&format!("{}/{file}", rel.display()), job));
+        }
+        if all_moved {
+            let _ = std::fs::remove_dir_all(&folder);
+            self.forget_taken(rel, None);
+        } else {
+            let mut inner = self.lock();
+            inner.submitting.remove(rel);
+            inner.folders.insert(rel.to_path_buf(), Instant::now());
+        }
+        for id in started {
+            self.kick(id);
+        }
     }
 
     /// Records a reserved folder job, moves the folder into it, and starts it.
@@ -708,4 +843,21 @@ impl Drive {
             .collect();
         self.take_in(rel, job, None);
     }
+}
+
+/// The media files of a folder that a one-input tool takes as a batch (one job each): `Some`
+/// when the tool has a single input, not a list, and the folder holds two or more of them.
+fn batch(tool: &Tool, names: &[String]) -> Option<Vec<String>> {
+    let [input] = tool.inputs else {
+        return None;
+    };
+    if input.list || tool.needs_folder() {
+        return None;
+    }
+    let media: Vec<String> = names
+        .iter()
+        .filter(|n| matches!(role_of(tool, n), Some(FileRole::Media(_))))
+        .cloned()
+        .collect();
+    (media.len() >= 2).then_some(media)
 }

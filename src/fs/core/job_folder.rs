@@ -14,6 +14,9 @@ pub const JOB_BASE: u64 = 1 << 40;
 const SLOTS: u64 = 1 << 12;
 const OUTPUT_SLOT: u64 = 16;
 const INPUT_SLOT: u64 = 2048;
+/// Set on the inode of an output's entry in the flat `outputs/` folder: the same computed
+/// number as the job folder's entry, marked (so nothing is stored per output).
+const FLAT: u64 = 1 << 62;
 
 /// The entries of a job folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,12 +72,66 @@ pub fn part_ino(id: JobId, part: Part) -> Option<u64> {
 
 /// What a job inode is: its folder (`None`) or one of its entries.
 pub fn decode(ino: u64) -> Option<(JobId, Option<Part>)> {
+    if ino & FLAT != 0 {
+        return None;
+    }
     let n = ino.checked_sub(JOB_BASE)?;
     let id = JobId::try_from(n / SLOTS).ok()?;
     match n % SLOTS {
         0 => Some((id, None)),
         slot => Part::from_slot(slot).map(|p| (id, Some(p))),
     }
+}
+
+/// The inode of a job's `outputs[i]` in the flat `outputs/` folder.
+pub fn flat_ino(id: JobId, i: usize) -> Option<u64> {
+    part_ino(id, Part::Output(i)).map(|n| n | FLAT)
+}
+
+/// What an inode of `outputs/` is: a job and the index of its output.
+pub fn decode_flat(ino: u64) -> Option<(JobId, usize)> {
+    if ino & FLAT == 0 {
+        return None;
+    }
+    match decode(ino & !FLAT) {
+        Some((id, Some(Part::Output(i)))) => Some((id, i)),
+        _ => None,
+    }
+}
+
+/// An output's name in `outputs/`: `output.png` of `holiday` is `holiday.png`, `output-2.png`
+/// is `holiday-2.png` (any other name: `holiday-<name>`).
+pub fn flat_name(job: &Job, output: &str) -> String {
+    match output.strip_prefix("output") {
+        Some(rest) if rest.starts_with(['.', '-']) || rest.is_empty() => {
+            format!("{}{rest}", job.name)
+        }
+        _ => format!("{}-{output}", job.name),
+    }
+}
+
+/// A job's finished outputs as `outputs/` shows them (none for a trashed job).
+pub fn flat(job: &Job) -> Vec<(String, usize)> {
+    if job.trashed.is_some() {
+        return Vec::new();
+    }
+    parts(job)
+        .into_iter()
+        .filter_map(|(name, p)| match p {
+            Part::Output(i) => Some((flat_name(job, &name), i)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The job a name of `outputs/` may belong to: its stem, or its stem without `-N`.
+pub fn flat_owner_candidates(name: &str) -> Vec<&str> {
+    let stem = name.rsplit_once('.').map_or(name, |(s, _)| s);
+    let mut v = vec![stem];
+    if let Some((base, _)) = stem.rsplit_once('-') {
+        v.push(base);
+    }
+    v
 }
 
 /// The inodes whose content follows the job's state (for invalidation when it changes).
@@ -189,5 +246,9 @@ mod tests {
         assert_eq!(part_ino(1, Part::Output(5000)), None);
         assert_eq!(decode(JOB_BASE - 1), None);
         assert_eq!(decode(dir_ino(3) + 9), None);
+        let flat = flat_ino(7, 2).unwrap();
+        assert_eq!(decode_flat(flat), Some((7, 2)));
+        assert_eq!(decode(flat), None);
+        assert_eq!(decode_flat(part_ino(7, Part::Output(2)).unwrap()), None);
     }
 }

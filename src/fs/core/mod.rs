@@ -18,7 +18,7 @@ use crate::engine::DeleteError;
 use crate::engine::job::{InputFile, Job, JobId, Source};
 use crate::engine::names::is_scratch;
 use crate::engine::registry::{Change, Registry};
-use crate::engine::submit::{FileRole, accepted, folder_ready, role_of};
+use crate::engine::submit::{FileRole, accepted, folder_needs, folder_ready, role_of, takes};
 
 use super::readme;
 
@@ -35,6 +35,14 @@ pub const ROOT: u64 = 1;
 const README: u64 = 2;
 pub const INBOX: u64 = 3;
 pub const JOBS: u64 = 4;
+/// `activity.log` at the root.
+pub const ACTIVITY: u64 = 5;
+/// `outputs/` at the root: every finished output, flat.
+pub const OUTPUTS: u64 = 6;
+/// `.mhfs-state` at the root (hidden, not listed): the state directory's path, for
+/// `mhfs jobs MOUNTPOINT`.
+const STATE_FILE: u64 = 7;
+pub const STATE_FILE_NAME: &str = ".mhfs-state";
 const FIRST_TOOL: u64 = 16;
 const FIRST_STAGED: u64 = 1024;
 
@@ -136,6 +144,11 @@ enum Node {
     Readme,
     Inbox,
     Jobs,
+    Activity,
+    Outputs,
+    StateFile,
+    /// A job's `outputs[i]`, as `outputs/` shows it.
+    Flat(JobId, usize),
     Tool(&'static Tool),
     /// A file or folder of the inbox staging area, by its path under the inbox.
     Staged(PathBuf),
@@ -210,6 +223,8 @@ struct Inner {
     open: HashMap<FileId, Writing>,
     /// Inbox folders and when they last changed, for the settle interval.
     folders: HashMap<PathBuf, Instant>,
+    /// Inbox folders not complete yet, and what activity.log last said they need.
+    waiting: HashMap<PathBuf, String>,
     /// Inbox files and folders being moved into a job right now: nothing may open or change
     /// them meanwhile.
     submitting: HashSet<PathBuf>,
@@ -308,7 +323,13 @@ impl Drive {
             README => return Some(Node::Readme),
             INBOX => return Some(Node::Inbox),
             JOBS => return Some(Node::Jobs),
+            ACTIVITY => return Some(Node::Activity),
+            OUTPUTS => return Some(Node::Outputs),
+            STATE_FILE => return Some(Node::StateFile),
             _ => {}
+        }
+        if let Some((id, i)) = job_folder::decode_flat(ino) {
+            return Some(Node::Flat(id, i));
         }
         if let Some(node) = trash::decode_trash(ino) {
             return Some(node);

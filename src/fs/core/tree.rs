@@ -87,10 +87,73 @@ impl Drive {
         }
     }
 
+    /// The content of `.mhfs-state`: the state directory, absolute, and a newline.
+    fn state_file(&self) -> Vec<u8> {
+        let root = self.registry.layout().root();
+        let abs = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+        let mut s = abs.to_string_lossy().into_owned();
+        s.push('\n');
+        s.into_bytes()
+    }
+
+    /// `activity.log`: its real size, never cached, so `tail -f` sees it grow.
+    fn activity_attr(&self) -> Attr {
+        let path = self.registry.activity().path();
+        let attr = self
+            .disk_attr(ACTIVITY, path, Some(0o444))
+            .unwrap_or_else(|_| self.attr(ACTIVITY, Kind::File, 0, 0o444, self.started));
+        Attr {
+            ttl: LIVE_TTL,
+            ..attr
+        }
+    }
+
+    /// An entry of `outputs/`: the job's output file, while the job shows it (not trashed).
+    fn flat_attr(&self, ino: u64, id: JobId, i: usize) -> FsResult<Attr> {
+        let shown = self
+            .registry
+            .with_job(id, |job| job_folder::flat(job).iter().any(|(_, k)| *k == i))
+            .unwrap_or(false);
+        if !shown {
+            return Err(FsError::quiet(libc::ENOENT));
+        }
+        self.job_attr(ino, id, Some(Part::Output(i)))
+    }
+
+    /// The entry of `outputs/` with this name.
+    fn flat_named(&self, name: &str) -> Option<(JobId, usize)> {
+        job_folder::flat_owner_candidates(name)
+            .into_iter()
+            .filter_map(|c| self.registry.by_name(c))
+            .find_map(|id| {
+                self.registry
+                    .with_job(id, |job| {
+                        job_folder::flat(job)
+                            .into_iter()
+                            .find(|(n, _)| n == name)
+                            .map(|(_, i)| (id, i))
+                    })
+                    .flatten()
+            })
+    }
+
     pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
         let node = self.node(&self.lock(), ino);
         match node.ok_or(FsError::quiet(libc::ENOENT))? {
             Node::Root | Node::Inbox | Node::Jobs => Ok(self.dir_attr(ino, 0o755)),
+            Node::Outputs => Ok(self.dir_attr(ino, 0o555)),
+            Node::Activity => Ok(self.activity_attr()),
+            Node::StateFile => Ok(Attr {
+                ttl: DIR_TTL,
+                ..self.attr(
+                    ino,
+                    Kind::File,
+                    self.state_file().len() as u64,
+                    0o444,
+                    self.started,
+                )
+            }),
+            Node::Flat(id, i) => self.flat_attr(ino, id, i),
             Node::Tool(_) => Ok(self.dir_attr(ino, 0o777)),
             Node::Readme => Ok(Attr {
                 ttl: DIR_TTL,
@@ -142,6 +205,9 @@ impl Drive {
                     "README.txt" => self.getattr(README),
                     "inbox" => self.getattr(INBOX),
                     "jobs" => self.getattr(JOBS),
+                    "activity.log" => self.getattr(ACTIVITY),
+                    STATE_FILE_NAME => self.getattr(STATE_FILE),
+                    "outputs" => self.getattr(OUTPUTS),
                     _ => match trash::bin_uid(name) {
                         Some(uid) => self.getattr(trash::bin_ino(uid)),
                         None => missing(),
@@ -149,7 +215,19 @@ impl Drive {
                 };
             }
             INBOX => {
-                return tool_index(name).map_or_else(missing, |i| self.getattr(tool_ino(i)));
+                return match tool_index(name) {
+                    Some(i) => self.getattr(tool_ino(i)),
+                    None => Err(no_such_tool(name)),
+                };
+            }
+            OUTPUTS => {
+                return match self.flat_named(name) {
+                    Some((id, i)) => match job_folder::flat_ino(id, i) {
+                        Some(ino) => self.flat_attr(ino, id, i),
+                        None => missing(),
+                    },
+                    None => missing(),
+                };
             }
             JOBS => {
                 let Some(id) = self.registry.by_name(name) else {
@@ -215,6 +293,8 @@ impl Drive {
                     entry(README, Kind::File, "README.txt"),
                     entry(INBOX, Kind::Dir, "inbox"),
                     entry(JOBS, Kind::Dir, "jobs"),
+                    entry(OUTPUTS, Kind::Dir, "outputs"),
+                    entry(ACTIVITY, Kind::File, "activity.log"),
                 ];
                 root.extend(self.bins());
                 return Ok(root);
@@ -225,6 +305,18 @@ impl Drive {
                     .enumerate()
                     .map(|(i, t)| entry(tool_ino(i), Kind::Dir, t.slug))
                     .collect());
+            }
+            OUTPUTS => {
+                let mut all: Vec<DirEntry> = Vec::new();
+                self.registry.select(|j| {
+                    for (name, i) in job_folder::flat(j) {
+                        if let Some(ino) = job_folder::flat_ino(j.id, i) {
+                            all.push(entry(ino, Kind::File, &name));
+                        }
+                    }
+                    None::<()>
+                });
+                return Ok(all);
             }
             JOBS => {
                 return Ok(self.registry.select(|j| {
@@ -313,6 +405,7 @@ impl Drive {
                 self.trash_parent(&node).unwrap_or(ROOT)
             }
             Some(Node::JobFile(id, _)) => job_folder::dir_ino(id),
+            Some(Node::Flat(..)) => OUTPUTS,
             Some(Node::Staged(rel)) => {
                 let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
                 match parent.components().count() {
@@ -377,6 +470,37 @@ impl Drive {
                     },
                 );
                 Ok(opened(fh, false, None))
+            }
+            Some(Node::StateFile) => {
+                if write {
+                    return Err(FsError::refuse(libc::EACCES, ".mhfs-state is read-only"));
+                }
+                let bytes = Arc::new(self.state_file());
+                let fh = Self::new_handle(&mut inner, Handle::Snapshot(bytes));
+                Ok(opened(fh, false, None))
+            }
+            Some(Node::Activity) => {
+                if write {
+                    return Err(FsError::refuse(libc::EACCES, "activity.log is read-only"));
+                }
+                let file = File::open(self.registry.activity().path())
+                    .map_err(|e| FsError::io(e, "open activity.log"))?;
+                let fh = Self::new_handle(&mut inner, Handle::Local(Arc::new(file)));
+                // It grows: no page cache, every read sees the file as it is now.
+                Ok(opened(fh, true, None))
+            }
+            Some(Node::Flat(id, i)) => {
+                drop(inner);
+                if write {
+                    return Err(FsError::refuse(libc::EACCES, "outputs/ is read-only"));
+                }
+                self.flat_attr(ino, id, i)?;
+                self.open(
+                    job_folder::part_ino(id, Part::Output(i))
+                        .ok_or(FsError::quiet(libc::ENOENT))?,
+                    false,
+                    false,
+                )
             }
             Some(Node::JobFile(id, part)) => {
                 drop(inner);
@@ -455,5 +579,26 @@ impl Drive {
                 Ok(buf)
             }
         }
+    }
+}
+
+/// The refusal for a name of `inbox/` that is no tool: quiet for hidden and scratch names (file
+/// managers probe those), otherwise it names the closest tool.
+pub(super) fn no_such_tool(name: &str) -> FsError {
+    if name.starts_with('.') || is_scratch(name) {
+        return FsError::quiet(libc::ENOENT);
+    }
+    FsError::refuse(
+        libc::ENOENT,
+        format!("inbox/{name}: no such tool{}", did_you_mean(name)),
+    )
+}
+
+/// `: did you mean <closest tool>?`, or a pointer to README.txt when nothing is close.
+pub(super) fn did_you_mean(name: &str) -> String {
+    let closest = crate::api::schema::closest(name, TOOLS.iter().map(|t| t.slug), 1);
+    match closest.first() {
+        Some(slug) => format!(": did you mean inbox/{slug}? (README.txt lists every tool)"),
+        None => " (README.txt lists every tool)".to_string(),
     }
 }
