@@ -70,7 +70,10 @@ impl Core {
 #[test]
 fn the_root_holds_readme_inbox_and_jobs() {
     let c = core();
-    assert_eq!(c.names(ROOT), ["README.txt", "inbox", "jobs"]);
+    assert_eq!(
+        c.names(ROOT),
+        ["README.txt", "inbox", "jobs", "outputs", "activity.log"]
+    );
     let readme = c.drive.lookup(ROOT, "README.txt").unwrap();
     assert!(c.read_all(readme.ino).contains("ai-image-upscaler"));
     let tools = c.names(INBOX);
