@@ -10,7 +10,13 @@ fi
 if [ "$(id -u)" != 0 ] && ! command -v fusermount3 >/dev/null; then
   echo "try.sh: as a normal user, mounting needs fusermount3: sudo apt-get install fuse3" >&2; exit 1
 fi
-cargo build --release --quiet
+# Builds (cargo shows its progress) and puts mhfs on the PATH: ~/.cargo/bin/mhfs.
+echo "try.sh: building and installing mhfs into ${CARGO_HOME:-$HOME/.cargo}/bin (a few minutes the first time)"
+cargo install --path . --locked
+bin="${CARGO_HOME:-$HOME/.cargo}/bin/mhfs"
+if ! command -v mhfs >/dev/null; then
+  echo "try.sh: add ${CARGO_HOME:-$HOME/.cargo}/bin to your PATH to run mhfs anywhere: export PATH=\"${CARGO_HOME:-$HOME/.cargo}/bin:\$PATH\""
+fi
 mkdir -p "$mnt"
-echo "try.sh: in another terminal: cat $mnt/README.txt; echo 'a lighthouse' > $mnt/inbox/ai-image-generator/lighthouse.txt"
-exec target/release/mhfs mount "$mnt" "${@:2}"
+echo "try.sh: in another terminal: cat $mnt/README.txt; tail -f $mnt/activity.log; echo 'a lighthouse' > $mnt/inbox/ai-image-generator/lighthouse.txt; mhfs jobs $mnt"
+exec "$bin" mount "$mnt" "${@:2}"

@@ -105,7 +105,10 @@ renamed from a hidden temp name) it leaves the inbox and jobs/<name>/ appears.
   - A folder inbox/<tool>/<name>/ holding files named by role (image.jpg, video.mp4,
     audio.mp3, person.png, ...; or unambiguous by type), an optional params.json (merged into
     the body) and an optional prompt.txt is submitted once every required input is there,
-    no file is open, and it has been quiet for {settle} seconds.
+    no file is open, and it has been quiet for {settle} seconds. Until then activity.log says
+    what it still needs ("waiting for a video (video.mp4)").
+  - A folder of several photos (or clips) in a tool that takes one input is a batch: one job
+    per file, each named after its file; a params.json or prompt.txt beside them goes with each.
 Never submitted: empty files, hidden names (.*), *~, *.swp, *.tmp, *.part, *.crdownload,
 4913. They stay in the inbox as scratch files until renamed or removed.
 Billed once: the same bytes and parameters as a job of the tool that has not failed are not
@@ -124,11 +127,18 @@ rm -r jobs/<name> of a finished job deletes the project on Magic Hour (if Magic 
 the job stays whole); an unfinished one is busy until it ends. mv jobs/a jobs/b renames locally.
 gio trash jobs/<name> (or a file manager) moves a job to .Trash-<uid>/ without deleting it;
 restore it from there, or empty the trash to delete it.
+outputs/ holds every finished output of every job as <job>.<ext> (<job>-N.<ext> when several),
+read-only: cp outputs/* ~/Pictures/ collects them all.
+activity.log says what the drive did and refused, and what to do, one line each, newest last:
+tail -f activity.log follows it. mhfs jobs <mount> lists the jobs and the waiting folders.
 A project made elsewhere (web app, SDK) is adopted by looking up its id: ls jobs/<project-id>
 says "No such file" at first; a moment later the job is there.
 
 Tools
 -----
+Each tool: what it takes, its defaults, its price (credits, after the API's price list), an example
+params.json, and every parameter of its create body with its type, its allowed values (in full),
+its bounds and its default.
 "#;
 
 /// What a job of the tool costs, after the price list (spec/API.md §3.6) as the catalogue
