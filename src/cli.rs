@@ -535,7 +535,7 @@ fn banner(args: &MountArgs, text: &str) {
 /// stops the mount with a clear message; an API that does not answer does not (jobs wait).
 async fn check_key(api_url: &str, key: &str) -> Result<(), String> {
     let client = crate::api::Client::new(api_url, ApiKey::new(key)).map_err(|e| e.to_string())?;
-    match tokio::time::timeout(Duration::from_secs(10), client.account()).await {
+    match tokio::time::timeout(Duration::from_secs(5), client.account()).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) if matches!(e.status(), Some(401 | 403)) => Err(format!(
             "the API key was refused by {api_url} ({e}): check MAGIC_HOUR_API_KEY or \
@@ -550,7 +550,7 @@ async fn check_key(api_url: &str, key: &str) -> Result<(), String> {
         }
         Err(_) => {
             log::warn!(
-                "{api_url} did not answer in 10 s; mounting anyway: jobs wait until it answers"
+                "{api_url} did not answer in 5 s; mounting anyway: jobs wait until it answers"
             );
             Ok(())
         }

@@ -155,7 +155,12 @@ fn gio_trash_then_restore_sends_nothing() {
     d.wait_status("undo", &["complete"]);
     d.ok("gio trash jobs/undo");
     assert!(d.jobs().is_empty());
-    assert_eq!(d.ok("ls -A"), ".Trash-0\nREADME.txt\ninbox\njobs\n");
+    assert_eq!(
+        d.ok("ls -A"),
+        ".Trash-0\nREADME.txt\nactivity.log\ninbox\njobs\noutputs\n"
+    );
+    // A trashed job's outputs leave outputs/ too, and come back with it.
+    assert_eq!(d.ok("ls outputs"), "");
     assert_eq!(d.ok("ls .Trash-0/files"), "undo\n");
     assert_eq!(
         d.ok("ls .Trash-0/files/undo"),
@@ -169,6 +174,7 @@ fn gio_trash_then_restore_sends_nothing() {
     assert!(uri.starts_with("trash:///"), "{listed}");
     gio(&d, &format!("--restore \"{uri}\""));
     assert_eq!(d.jobs(), ["undo"]);
+    assert_eq!(d.ok("ls outputs"), "undo.png\n");
     assert_eq!(d.ok("ls .Trash-0/files"), "");
     d.ok("gio trash jobs/undo && mv .Trash-0/files/undo jobs/undo");
     assert_eq!(d.jobs(), ["undo"]);

@@ -135,43 +135,48 @@ impl Activity {
             }
             Change::Renamed { .. } => return,
         };
-        let Some(job) = registry.job(id) else { return };
-        if job.trashed.is_some() {
-            return;
-        }
-        let before = self.seen_lock().insert(id, job.status);
-        if before == Some(job.status) {
-            return;
-        }
-        // A new job from the inbox is announced by the inbox ("submitted as"); one adopted
-        // from elsewhere here.
-        if matches!(change, Change::Added { .. }) && job.source != Source::Adopted {
-            return;
-        }
-        let line = match job.status {
-            JobStatus::Complete => {
-                let outs: Vec<String> = job
-                    .outputs
-                    .iter()
-                    .filter(|o| o.done && !o.removed)
-                    .map(|o| format!("jobs/{}/{}", job.name, o.name))
-                    .collect();
-                format!("jobs/{}: complete: {}", job.name, outs.join(", "))
-            }
-            JobStatus::Error => format!(
-                "jobs/{}: error: {}",
-                job.name,
-                job.error.as_deref().unwrap_or("(no message)")
-            ),
-            s if before.is_none() => format!(
-                "jobs/{}: adopted {} project {}: {}",
-                job.name,
-                job.tool,
-                job.project_id.as_deref().unwrap_or("?"),
-                s.as_str()
-            ),
-            s => format!("jobs/{}: {}", job.name, s.as_str()),
-        };
+        // Read in place (no copy of the job at every poll): only a new status makes a line.
+        let line = registry
+            .with_job(id, |job| {
+                if job.trashed.is_some() {
+                    return None;
+                }
+                let before = self.seen_lock().insert(id, job.status);
+                if before == Some(job.status) {
+                    return None;
+                }
+                // A new job from the inbox is announced by the inbox ("submitted as"); one
+                // adopted from elsewhere here.
+                if matches!(change, Change::Added { .. }) && job.source != Source::Adopted {
+                    return None;
+                }
+                Some(match job.status {
+                    JobStatus::Complete => {
+                        let outs: Vec<String> = job
+                            .outputs
+                            .iter()
+                            .filter(|o| o.done && !o.removed)
+                            .map(|o| format!("jobs/{}/{}", job.name, o.name))
+                            .collect();
+                        format!("jobs/{}: complete: {}", job.name, outs.join(", "))
+                    }
+                    JobStatus::Error => format!(
+                        "jobs/{}: error: {}",
+                        job.name,
+                        job.error.as_deref().unwrap_or("(no message)")
+                    ),
+                    s if before.is_none() => format!(
+                        "jobs/{}: adopted {} project {}: {}",
+                        job.name,
+                        job.tool,
+                        job.project_id.as_deref().unwrap_or("?"),
+                        s.as_str()
+                    ),
+                    s => format!("jobs/{}: {}", job.name, s.as_str()),
+                })
+            })
+            .flatten();
+        let Some(line) = line else { return };
         self.note(&line);
     }
 
