@@ -215,7 +215,7 @@ fn params_text(t: &Tool, body: &Value) -> String {
             let _ = write!(line, ", at most {max} items");
         }
         if required {
-            line.push_str(", required");
+            line.push_str(" (required)");
         }
         match get_path(body, path) {
             Some(v) => {
