@@ -238,6 +238,16 @@ fn outputs_shows_every_finished_output_flat() {
     std::fs::create_dir_all(&collect).unwrap();
     d.ok(&format!("cp outputs/* {}", collect.display()));
     assert_eq!(std::fs::read_dir(&collect).unwrap().count(), 3);
+    // A name two jobs' outputs share (moons-2: the second image of moons, and the only one of
+    // the job moons-2) is listed once: the one a lookup finds, the job of that name.
+    d.ok("echo 'two moons again' > inbox/ai-image-generator/moons.txt");
+    d.wait_status("moons-2", &["complete"]);
+    let listed = d.ok("ls outputs");
+    assert_eq!(listed.matches("moons-2.png").count(), 1, "{listed}");
+    assert_eq!(
+        std::fs::read(d.path("outputs/moons-2.png")).unwrap(),
+        std::fs::read(d.path("jobs/moons-2/output.png")).unwrap()
+    );
     // A job removed takes its outputs with it.
     d.ok("rm -r jobs/holiday");
     wait_for("outputs/holiday.png to go", || {

@@ -316,6 +316,19 @@ impl Drive {
                     }
                     None::<()>
                 });
+                // Two jobs' outputs may share a name (`a-2.png`: job a-2's only output, or job
+                // a's second): the one a lookup finds is listed.
+                let mut seen: HashMap<String, usize> = HashMap::new();
+                for e in &all {
+                    *seen.entry(e.name.clone()).or_default() += 1;
+                }
+                all.retain(|e| {
+                    seen[&e.name] == 1
+                        || self
+                            .flat_named(&e.name)
+                            .and_then(|(id, i)| job_folder::flat_ino(id, i))
+                            == Some(e.ino)
+                });
                 return Ok(all);
             }
             JOBS => {
