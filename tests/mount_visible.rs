@@ -502,3 +502,31 @@ fn mhfs_mock_removes_its_temp_folder_on_exit() {
         assert!(left.is_empty(), "{left:?}");
     }
 }
+
+#[test]
+fn a_new_output_raises_in_create_in_outputs() {
+    let Some(d) = TestDrive::start() else { return };
+    let mut watch = Command::new("inotifywait")
+        .args(["-m", "-e", "create", "--format", "%e %f", "outputs"])
+        .current_dir(d.mnt())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let photo = common::sample(&d.outside(), "dawn", Media::Image);
+    d.ok(&format!("cp {} inbox/ai-image-upscaler/", photo.display()));
+    let got = rx.recv_timeout(Duration::from_secs(15));
+    watch.kill().unwrap();
+    watch.wait().unwrap();
+    assert_eq!(got.ok().as_deref(), Some("CREATE dawn.png"));
+}
