@@ -913,6 +913,32 @@ fn asset_pointers(tool: &Tool, body: &Value) -> Vec<(String, &'static [Media])> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_waiting_folder_names_what_it_still_needs() {
+        let swap = crate::api::catalog::tool("face-swap").unwrap();
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            folder_needs(swap, &names(&["image.png"])).as_deref(),
+            Some("a video (video.mp4)")
+        );
+        assert_eq!(
+            folder_needs(swap, &names(&[])).as_deref(),
+            Some("an image (image.png) and a video (video.mp4)")
+        );
+        assert_eq!(folder_needs(swap, &names(&["me.jpg", "clip.mov"])), None);
+        assert_eq!(takes(swap), "image + video");
+        assert_eq!(
+            folder_hint(swap),
+            "this tool takes two inputs: make a folder with image.png and video.mp4 \
+             (mkdir inbox/face-swap/<name>, then put them in it)"
+        );
+        let editor = crate::api::catalog::tool("ai-image-editor").unwrap();
+        assert_eq!(
+            folder_needs(editor, &names(&["a.png"])).as_deref(),
+            Some("a prompt (prompt.txt)")
+        );
+    }
     use crate::mock::media as sample;
 
     fn png() -> Vec<u8> {
