@@ -158,8 +158,19 @@ impl Drive {
         };
         Self::check_name(tool, &dir, name, in_folder)?;
         let rel = dir.join(name);
-        if Self::submitting(&inner, &rel) {
-            return Err(FsError::quiet(libc::EBUSY));
+        // A file of that name is leaving the inbox right now (being recorded and moved into
+        // its job, a matter of milliseconds): the new file waits for the name to be free.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Self::submitting(&inner, &rel) {
+            if Instant::now() > deadline {
+                return Err(FsError::refuse(
+                    libc::EBUSY,
+                    format!("inbox/{}: still being submitted; try again", rel.display()),
+                ));
+            }
+            drop(inner);
+            std::thread::sleep(Duration::from_millis(2));
+            inner = self.lock();
         }
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -189,7 +200,7 @@ impl Drive {
             },
         );
         drop(inner);
-        let attr = self.disk_attr(ino, &self.inbox.join(&rel), None)?;
+        let attr = self.staged_attr(ino, &rel)?;
         Ok((
             attr,
             Opened {
@@ -235,7 +246,7 @@ impl Drive {
                 let ino = Self::staged_ino(&mut inner, &rel);
                 Self::remember(&mut inner, ino);
                 drop(inner);
-                self.disk_attr(ino, &path, None)
+                self.staged_attr(ino, &rel)
             }
             Some((dir, _, true)) => Err(FsError::refuse(
                 libc::EPERM,
@@ -317,7 +328,11 @@ impl Drive {
                 let _ = f.set_modified(mtime);
             }
         }
-        self.disk_attr(ino, &path, None)
+        let attr = self.disk_attr(ino, &path, None)?;
+        Ok(Attr {
+            ttl: LIVE_TTL,
+            ..attr
+        })
     }
 
     // ---- removing and renaming ----

@@ -58,6 +58,17 @@ impl Drive {
         }
     }
 
+    /// Attributes of an inbox file or folder. Never cached by the kernel: a file leaves the
+    /// inbox the moment it is complete, and a cached entry would send the next `open` of that
+    /// name to the file that left.
+    pub(super) fn staged_attr(&self, ino: u64, rel: &Path) -> FsResult<Attr> {
+        let attr = self.disk_attr(ino, &self.inbox.join(rel), None)?;
+        Ok(Attr {
+            ttl: LIVE_TTL,
+            ..attr
+        })
+    }
+
     fn job_attr(&self, ino: u64, id: JobId, part: Option<Part>) -> FsResult<Attr> {
         enum Seen {
             Dir(SystemTime),
@@ -165,7 +176,7 @@ impl Drive {
                     self.started,
                 )
             }),
-            Node::Staged(rel) => self.disk_attr(ino, &self.inbox.join(rel), None),
+            Node::Staged(rel) => self.staged_attr(ino, &rel),
             Node::Moved(path) => self.moved_attr(ino, &path),
             Node::Job(id) => self.job_attr(ino, id, None),
             Node::JobFile(id, part) => self.job_attr(ino, id, Some(part)),
@@ -275,7 +286,7 @@ impl Drive {
             return missing();
         }
         // Only names that exist get an inode: misses (file managers probe a lot) cost nothing.
-        let attr = self.disk_attr(0, &self.inbox.join(&rel), None)?;
+        let attr = self.staged_attr(0, &rel)?;
         let ino = Self::staged_ino(&mut inner, &rel);
         Self::remember(&mut inner, ino);
         Ok(Attr { ino, ..attr })
