@@ -111,6 +111,33 @@ fn an_unchanged_prompt_saved_three_times_is_created_once() {
 }
 
 #[test]
+fn an_editor_saving_the_same_prompt_three_times_bills_it_once() {
+    let Some(d) = TestDrive::start() else { return };
+    if std::process::Command::new("vim")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        assert!(std::env::var_os("CI").is_none(), "CI: vim is required");
+        eprintln!("skipped: no vim");
+        return;
+    }
+    // vim writes the file (with its swap file and 4913 probe) each time it saves.
+    for _ in 0..3 {
+        d.ok("vim -es -u NONE -i NONE -c 'normal ia lighthouse at dawn' -c 'wq' inbox/ai-image-generator/dawn.txt");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while d.path("inbox/ai-image-generator/dawn.txt").exists() {
+            assert!(Instant::now() < deadline, "{}", d.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    wait_duplicates(&d, 2);
+    d.wait_status("dawn", &["complete"]);
+    assert_eq!(d.jobs(), ["dawn"]);
+    assert_eq!(d.count("create"), 1);
+}
+
+#[test]
 fn the_again_name_submits_the_same_intent_once_more() {
     let Some(d) = TestDrive::start() else { return };
     d.ok("echo a lighthouse > inbox/ai-image-generator/lighthouse.txt");
