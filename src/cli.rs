@@ -127,6 +127,8 @@ pub fn run_jobs(args: JobsArgs) -> Result<(), String> {
                     "outputs": j.outputs.iter().filter(|o| o.done && !o.removed)
                         .map(|o| o.name.clone()).collect::<Vec<_>>(),
                     "error": j.error,
+                    "expected_credits": j.expected_credits,
+                    "credits_charged": j.credits_charged,
                 })
             })
             .collect();
@@ -138,16 +140,20 @@ pub fn run_jobs(args: JobsArgs) -> Result<(), String> {
         return Ok(());
     }
     println!(
-        "{:<24} {:<26} {:<12} {:<27} {:>7}  ERROR",
-        "NAME", "TOOL", "STATUS", "PROJECT", "OUTPUTS"
+        "{:<24} {:<26} {:<12} {:<27} {:>7} {:>8} {:>8}  ERROR",
+        "NAME", "TOOL", "STATUS", "PROJECT", "OUTPUTS", "EXPECTED", "CHARGED"
     );
     for (folder, tool, needs) in &waiting {
         println!(
-            "{folder:<24} {tool:<26} {:<12} {:<27} {:>7}  needs {needs}",
-            "waiting", "-", "-"
+            "{folder:<24} {tool:<26} {:<12} {:<27} {:>7} {:>8} {:>8}  needs {needs}",
+            "waiting", "-", "-", "-", "-"
         );
     }
+    let (mut expected, mut charged) = (0i64, 0i64);
+    let credits = |c: Option<i64>| c.map_or_else(|| "-".to_string(), |c| c.to_string());
     for j in jobs {
+        expected += j.expected_credits.unwrap_or(0);
+        charged += j.credits_charged.unwrap_or(0);
         let done = j.outputs.iter().filter(|o| o.done && !o.removed).count();
         // A trashed job is named where it is shown.
         let name = match &j.trashed {
@@ -162,14 +168,20 @@ pub fn run_jobs(args: JobsArgs) -> Result<(), String> {
             .take(60)
             .collect::<String>();
         println!(
-            "{:<24} {:<26} {:<12} {:<27} {:>7}  {error}",
+            "{:<24} {:<26} {:<12} {:<27} {:>7} {:>8} {:>8}  {error}",
             name,
             j.tool,
             j.status.as_str(),
             j.project_id.as_deref().unwrap_or("-"),
             format!("{done}/{}", j.outputs.len()),
+            credits(j.expected_credits),
+            credits(j.credits_charged),
         );
     }
+    println!(
+        "{:<24} {:<26} {:<12} {:<27} {:>7} {:>8} {:>8}",
+        "TOTAL", "", "", "", "", expected, charged
+    );
     Ok(())
 }
 
@@ -224,6 +236,17 @@ pub struct MountArgs {
     /// File holding the webhook's secret, to verify each event's signature.
     #[arg(long)]
     pub webhook_secret_file: Option<PathBuf>,
+    /// Presets and budget: a JSON file, watched for changes (default
+    /// $XDG_CONFIG_HOME/mhfs/config.json). See docs/SEMANTICS.md.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// The most credits this drive may spend (the sum of the expected prices of the jobs it
+    /// creates from now on); a submission that would pass it is refused at close with EDQUOT.
+    #[arg(long)]
+    pub budget: Option<i64>,
+    /// Seconds between reads of the balance (GET /v1/account).
+    #[arg(long, default_value_t = 60.0)]
+    pub credits_refresh: f64,
     /// Run in the background: return once mounted (log to --log-file, default
     /// <state-dir>/mhfs.log); `umount MOUNTPOINT` stops it.
     #[arg(long)]
@@ -653,6 +676,12 @@ async fn mount_until_stopped(args: MountArgs) -> Result<(), String> {
                 Some((uid.unwrap_or(u), gid.unwrap_or(g)))
             }
         },
+        config: args
+            .config
+            .clone()
+            .or_else(crate::fs::presets::default_path),
+        budget: args.budget,
+        credits_refresh: Duration::from_secs_f64(args.credits_refresh.max(0.05)),
     })?;
     if let Some((listener, secret)) = webhook {
         if let Ok(addr) = listener.local_addr() {

@@ -682,6 +682,67 @@ pub static TOOLS: &[Tool] = &[
     },
 ];
 
+/// How many images a body asks for (`count_field`, 1 to 16), 1 for every other output.
+pub fn output_count(tool: &Tool, body: &Value) -> u64 {
+    match tool.output {
+        Output::Image {
+            count_field: Some(f),
+        } => get_path(body, f)
+            .and_then(Value::as_f64)
+            .unwrap_or(1.0)
+            .clamp(1.0, 16.0) as u64,
+        _ => 1,
+    }
+}
+
+/// `start_seconds`, `end_seconds` of a video body (defaults 0 and 5).
+pub fn clip(body: &Value) -> (f64, f64) {
+    let start = body
+        .get("start_seconds")
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0);
+    let end = body
+        .get("end_seconds")
+        .and_then(Value::as_f64)
+        .unwrap_or(start + 5.0);
+    (start, end.max(start + 0.1))
+}
+
+/// Characters of the tool's text field in the body.
+fn text_len(tool: &Tool, body: &Value) -> usize {
+    tool.text
+        .and_then(|t| get_path(body, t.field))
+        .and_then(Value::as_str)
+        .map_or(0, |s| s.chars().count())
+}
+
+/// What a create of `tool` with this effective body costs, in credits, from the tool's unit
+/// price (`Tool::credits`): the one rule the drive (expected prices, the budget) and the mock
+/// (what it charges) share.
+///
+/// - voice tools: 1 credit per started 10 characters of the text;
+/// - `ai-music-generator`: 1 credit per second of `duration` (default 30);
+/// - `ai-image-upscaler`: the unit price, 4 times for `scale_factor` 4;
+/// - video projects: the unit price per started second of the clip (`end_seconds -
+///   start_seconds`, default 5 s), at least one;
+/// - everything else: the unit price per image asked for (`count_field`, default 1).
+pub fn price(tool: &Tool, body: &Value) -> i64 {
+    let base = i64::from(tool.credits);
+    match (tool.kind, tool.slug) {
+        (_, "ai-voice-generator" | "ai-voice-cloner") => (text_len(tool, body) as i64 + 9) / 10,
+        (_, "ai-music-generator") => body.get("duration").and_then(Value::as_i64).unwrap_or(30),
+        (_, "ai-image-upscaler") => {
+            let four = body.get("scale_factor").and_then(Value::as_f64) == Some(4.0);
+            if four { base * 4 } else { base }
+        }
+        (ProjectKind::Video, _) => {
+            let (start, end) = clip(body);
+            base * ((end - start).ceil() as i64).max(1)
+        }
+        _ => base * output_count(tool, body) as i64,
+    }
+}
+
 /// The user's overrides of the built-in defaults, by tool slug: the defaults file, a JSON
 /// object such as `{"ai-image-upscaler": {"scale_factor": 4}}`.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -92,6 +92,37 @@ pub enum Source {
     Folder,
     /// A project made elsewhere (web app, SDK), found by its id.
     Adopted,
+    /// A later step of a pipeline: its input is the output of the step before.
+    Step,
+}
+
+/// An output of another job, used as an input by reference (its URL) instead of an upload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputRef {
+    pub job: JobId,
+    /// The output's name in that job.
+    pub output: String,
+}
+
+/// One step of a pipeline preset: a tool and its parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainStep {
+    pub tool: String,
+    #[serde(default)]
+    pub params: Value,
+}
+
+/// Where a job stands in a pipeline: step `step` (0-based) of `steps`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chain {
+    pub preset: String,
+    /// The first step's job name: later steps are `<base>.<n>-<tool>`.
+    pub base: String,
+    pub step: usize,
+    pub steps: Vec<ChainStep>,
+    /// The next step was started (or, for a failed step, the later steps were failed).
+    #[serde(default)]
+    pub handed_on: bool,
 }
 
 /// A local input of the job: a dropped file, or a file of a dropped folder.
@@ -179,6 +210,27 @@ pub struct Job {
     /// job claims it, after planning.
     #[serde(default)]
     pub fingerprint: Option<String>,
+    /// The preset this job came from (its folder in the inbox), if any.
+    #[serde(default)]
+    pub preset: Option<String>,
+    /// The preset's parameters: over the tool's defaults, under a dropped JSON's.
+    #[serde(default)]
+    pub params: Option<Value>,
+    /// Its place in a pipeline.
+    #[serde(default)]
+    pub chain: Option<Chain>,
+    /// Inputs (by index) that are outputs of other jobs: passed by URL, not uploaded.
+    #[serde(default)]
+    pub reuse: std::collections::BTreeMap<usize, OutputRef>,
+    /// The price of its create body (`catalog::price`), known once planned.
+    #[serde(default)]
+    pub expected_credits: Option<i64>,
+    /// What the create's answer says was charged.
+    #[serde(default)]
+    pub credits_charged: Option<i64>,
+    /// sha256 of each downloaded output, by name: a copy dropped into an inbox is recognised.
+    #[serde(default)]
+    pub output_sha256: std::collections::BTreeMap<String, String>,
     pub created: SystemTime,
     pub updated: SystemTime,
 }
@@ -206,6 +258,13 @@ impl Job {
             trashed: None,
             delete_when_done: false,
             fingerprint: None,
+            preset: None,
+            params: None,
+            chain: None,
+            reuse: Default::default(),
+            expected_credits: None,
+            credits_charged: None,
+            output_sha256: Default::default(),
             created: now,
             updated: now,
         }

@@ -8,6 +8,7 @@
 //! have reached the API can ever be `unknown_outcome`.
 
 pub mod activity;
+pub mod credits;
 pub mod job;
 pub mod layout;
 pub mod limiter;
@@ -47,6 +48,8 @@ pub struct EngineConfig {
     pub outage: Duration,
     /// The user's defaults file, over the built-in defaults.
     pub defaults: Overrides,
+    /// The balance, this mount's charges and the budget.
+    pub credits: Arc<credits::Credits>,
 }
 
 impl Default for EngineConfig {
@@ -59,6 +62,7 @@ impl Default for EngineConfig {
             backoff: Backoff::default(),
             outage: Duration::from_secs(24 * 3600),
             defaults: Overrides::default(),
+            credits: Arc::new(credits::Credits::default()),
         }
     }
 }
@@ -148,6 +152,8 @@ impl Engine {
                 );
             } else if job.is_active() || job.delete_when_done {
                 self.kick(job.id);
+            } else {
+                self.continue_chain(job.id);
             }
         }
     }
@@ -166,6 +172,7 @@ impl Engine {
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(&id);
             me.delete_if_emptied(id).await;
+            me.continue_chain(id);
         });
         tasks.insert(id, task);
     }
@@ -272,6 +279,118 @@ impl Engine {
                  back in the trash",
                 job.name
             );
+        }
+    }
+
+    /// A pipeline step that ended: a complete one hands its first output to the next step (a
+    /// new job, given the output by reference); a failed one stops the chain, and each later
+    /// step appears as a failed job saying why. Each step is handed on once.
+    fn continue_chain(self: &Arc<Self>, id: JobId) {
+        let Some(job) = self.registry.job(id) else {
+            return;
+        };
+        let Some(chain) = job.chain.clone() else {
+            return;
+        };
+        if chain.handed_on || job.is_active() || chain.step + 1 >= chain.steps.len() {
+            return;
+        }
+        self.registry.update(id, |j| {
+            if let Some(c) = j.chain.as_mut() {
+                c.handed_on = true;
+            }
+        });
+        let layout = self.registry.layout();
+        let output = job
+            .outputs
+            .iter()
+            .find(|o| o.done && !o.removed)
+            .filter(|_| job.status == JobStatus::Complete);
+        let next = chain.step + 1;
+        let new_step = |n: usize, tool: &'static crate::api::catalog::Tool| {
+            let hint = format!("{}.{}-{}.step", chain.base, n + 1, tool.slug);
+            let mut nj = self
+                .registry
+                .reserve(&hint, tool, job::Source::Step, job.owner);
+            nj.preset = job.preset.clone();
+            let params = &chain.steps[n].params;
+            nj.params = (!params.is_null()).then(|| params.clone());
+            nj.chain = Some(job::Chain {
+                step: n,
+                handed_on: false,
+                ..chain.clone()
+            });
+            nj
+        };
+        match output {
+            Some(out) => {
+                let Some(tool) = crate::api::catalog::tool(&chain.steps[next].tool) else {
+                    return;
+                };
+                let mut nj = new_step(next, tool);
+                nj.inputs.push(job::InputFile {
+                    name: out.name.clone(),
+                    path: layout.output(id, &out.name),
+                    remote: None,
+                });
+                nj.reuse.insert(
+                    0,
+                    job::OutputRef {
+                        job: id,
+                        output: out.name.clone(),
+                    },
+                );
+                if let Err(e) = self.registry.record(&nj) {
+                    log::error!(
+                        "pipeline {}: cannot start step {}: {e}",
+                        chain.preset,
+                        next + 1
+                    );
+                    self.registry.discard(nj.id);
+                    return;
+                }
+                log::info!(
+                    "pipeline {}: jobs/{} hands {} on to step {} as jobs/{} ({})",
+                    chain.preset,
+                    job.name,
+                    out.name,
+                    next + 1,
+                    nj.name,
+                    tool.slug
+                );
+                let nid = nj.id;
+                self.registry.publish(nj);
+                self.kick(nid);
+            }
+            None => {
+                let why = format!(
+                    "step {} (jobs/{}) ended {}{}; this step of pipeline {} did not run",
+                    chain.step + 1,
+                    job.name,
+                    job.status.as_str(),
+                    job.error
+                        .as_deref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default(),
+                    chain.preset
+                );
+                log::warn!("pipeline {}: stopped: {why}", chain.preset);
+                for n in next..chain.steps.len() {
+                    let Some(tool) = crate::api::catalog::tool(&chain.steps[n].tool) else {
+                        continue;
+                    };
+                    let mut nj = new_step(n, tool);
+                    if let Some(c) = nj.chain.as_mut() {
+                        c.handed_on = true;
+                    }
+                    nj.fail(Stage::Failed, "pipeline_stopped", &why);
+                    if self.registry.record(&nj).is_err() {
+                        self.registry.discard(nj.id);
+                        continue;
+                    }
+                    self.registry.publish(nj);
+                }
+            }
         }
     }
 
@@ -602,7 +721,21 @@ impl Engine {
                 })?;
                 Ok((plan, fp))
             });
-            (job, plan)
+            // The local inputs' digests, to find outputs of other jobs dropped again.
+            let digests: Vec<(usize, String)> = match &plan {
+                Ok((p, _)) => p
+                    .uploads
+                    .iter()
+                    .filter(|u| !job.reuse.contains_key(&u.input))
+                    .filter_map(|u| {
+                        submit::file_sha256(&job.inputs[u.input].path)
+                            .ok()
+                            .map(|d| (u.input, d))
+                    })
+                    .collect(),
+                Err(_) => vec![],
+            };
+            (job, plan, digests)
         })
         .await;
         let planned = match planned {
@@ -620,20 +753,76 @@ impl Engine {
             Err(_) => return Err(Stopped),
         };
         match planned {
-            (_, Err(refusal)) => self.fail(id, Stage::Failed, refusal.code, &refusal.message),
-            (planned_job, Ok((plan, fingerprint))) => {
+            (_, Err(refusal), _) => self.fail(id, Stage::Failed, refusal.code, &refusal.message),
+            (planned_job, Ok((plan, fingerprint)), digests) => {
+                let expected = planned_job
+                    .tool()
+                    .map_or(0, |t| crate::api::catalog::price(t, &plan.body));
+                let reserved = credits::reserved(&self.registry, Some(id));
+                if let Err(over) = self.cfg.credits.check(expected, reserved) {
+                    return self.fail(
+                        id,
+                        Stage::Failed,
+                        "over_budget",
+                        &format!("not submitted: {over}; nothing was uploaded or billed"),
+                    );
+                }
                 if !self.claim(id, &planned_job, fingerprint) {
                     return Err(Stopped);
                 }
+                let mut reuse = planned_job.reuse.clone();
+                for (input, digest) in digests {
+                    if let Some(found) = self.output_with_digest(&digest) {
+                        log::info!(
+                            "job {}: {} is {} of jobs/{}: passed by reference, not uploaded",
+                            planned_job.name,
+                            planned_job.inputs[input].name,
+                            found.1.output,
+                            found.0
+                        );
+                        reuse.insert(input, found.1);
+                    }
+                }
+                log::info!(
+                    "job {}: expected price {expected} credits",
+                    planned_job.name
+                );
                 self.registry.update(id, |j| {
                     j.inputs = planned_job.inputs;
                     j.plan = Some(plan);
+                    j.reuse = reuse;
+                    j.expected_credits = Some(expected);
                     j.stage = Stage::Uploading;
                     j.status = JobStatus::Uploading;
                 });
                 Ok(())
             }
         }
+    }
+
+    /// A downloaded output of a job still on Magic Hour with these bytes: (its job's name,
+    /// the reference).
+    fn output_with_digest(&self, digest: &str) -> Option<(String, job::OutputRef)> {
+        self.registry
+            .select(|j| {
+                let pid_known = j.project_id.is_some() && j.kind().is_some();
+                let name = j
+                    .output_sha256
+                    .iter()
+                    .find(|(_, d)| d.as_str() == digest)
+                    .map(|(n, _)| n.clone())?;
+                pid_known.then(|| {
+                    (
+                        j.name.clone(),
+                        job::OutputRef {
+                            job: j.id,
+                            output: name,
+                        },
+                    )
+                })
+            })
+            .into_iter()
+            .next()
     }
 
     /// Billed once per intent: a job whose fingerprint a live job of its tool already holds is
@@ -696,6 +885,25 @@ impl Engine {
             if input.remote.is_some() {
                 continue;
             }
+            if let Some(from) = job.reuse.get(&up.input) {
+                match self.reference(id, from).await {
+                    Some(url) => {
+                        log::info!(
+                            "job {}: {} passed by reference (an output of an earlier job), not uploaded",
+                            job.name,
+                            input.name
+                        );
+                        self.registry
+                            .update(id, |j| j.inputs[up.input].remote = Some(url));
+                        continue;
+                    }
+                    None => log::info!(
+                        "job {}: the output {} cannot be passed by reference; uploading it",
+                        job.name,
+                        from.output
+                    ),
+                }
+            }
             let what = format!("the upload of {}", input.name);
             let result = self
                 .patiently(id, Class::Transfer, &what, Some(self.cfg.outage), || {
@@ -738,6 +946,34 @@ impl Engine {
         self.create(id, body).await
     }
 
+    /// A fresh URL of another job's output (one GET of its project, so an expired URL is
+    /// renewed), or `None` when that job or its project is gone.
+    async fn reference(&self, id: JobId, from: &job::OutputRef) -> Option<String> {
+        let src = self.registry.job(from.job)?;
+        let kind = src.kind()?;
+        let pid = src.project_id.clone()?;
+        let polled = self
+            .patiently(
+                id,
+                Class::Priority,
+                "a URL refresh",
+                Some(self.cfg.outage),
+                || self.client.project(kind, &pid),
+            )
+            .await
+            .ok()?;
+        let mut url = None;
+        self.registry.update(from.job, |j| {
+            apply_poll(j, &polled.0, &polled.1);
+            url = j
+                .outputs
+                .iter()
+                .find(|o| o.name == from.output)
+                .map(|o| o.url.clone());
+        });
+        url.filter(|u| !u.is_empty())
+    }
+
     /// The create call. `Creating` is recorded (durably) only once the call holds its slot,
     /// right before it is written, so a stop before that leaves nothing in doubt. An answer
     /// that proves nothing was created (no connection, 429, the API's own 5xx) puts the job
@@ -767,12 +1003,31 @@ impl Engine {
                         created.id,
                         created.credits_charged
                     );
+                    let expected = job.expected_credits.unwrap_or(created.credits_charged);
+                    self.cfg.credits.created(expected, created.credits_charged);
                     self.registry.update(id, |j| {
                         j.project_id = Some(created.id.clone());
                         j.stage = Stage::Created;
                         j.status = JobStatus::Queued;
+                        j.credits_charged = Some(created.credits_charged);
                     });
+                    self.read_balance_soon();
                     return Ok(());
+                }
+                Err(ApiError::Refused {
+                    status: 402,
+                    message,
+                    ..
+                }) => {
+                    // Nothing was created or billed: the job waits, visibly, for credits.
+                    self.registry.update(id, |j| {
+                        j.stage = Stage::Uploading;
+                        j.status = JobStatus::Submitting;
+                    });
+                    self.wait_for_credits(id, &job, &message).await;
+                    if self.registry.job(id).is_none() {
+                        return Err(Stopped);
+                    }
                 }
                 Err(e @ ApiError::Retryable { .. }) => {
                     // Nothing was created: ready to send again (a stop now resends it later).
@@ -800,6 +1055,74 @@ impl Engine {
                     let (code, message) = e.code_and_message();
                     return self.fail(id, Stage::Failed, &code, &message);
                 }
+            }
+        }
+    }
+
+    /// Reads the balance (`GET /v1/account`) in the background.
+    fn read_balance_soon(&self) {
+        let client = self.client.clone();
+        let credits = self.cfg.credits.clone();
+        self.runtime.spawn(async move {
+            if let Ok(account) = client.account().await {
+                credits.set_balance(account.credits);
+            }
+        });
+    }
+
+    /// Reads the balance now, and then on the slow cadence, for as long as the engine lives.
+    pub fn watch_credits(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        let every = self.cfg.credits.refresh_every;
+        self.runtime.spawn(async move {
+            loop {
+                let Some(engine) = me.upgrade() else { return };
+                let read = {
+                    let _permit = engine.limiter.acquire(Class::Priority).await;
+                    engine.client.account().await
+                };
+                match read {
+                    Ok(account) => engine.cfg.credits.set_balance(account.credits),
+                    Err(e) => log::debug!("credits: cannot read the balance: {e}"),
+                }
+                drop(engine);
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+
+    /// A create refused for insufficient credits (402): the job stays `submitting` and tries
+    /// again once the balance (read on the slow cadence) covers its price. Said in the log.
+    async fn wait_for_credits(&self, id: JobId, job: &job::Job, message: &str) {
+        let price = job.expected_credits.unwrap_or(0);
+        log::warn!(
+            "job {}: Magic Hour refused it for insufficient credits ({message}); it needs {price}              credits and waits until the balance covers it (checked every {} s); remove the job              to give up",
+            job.name,
+            self.cfg.credits.refresh_every.as_secs_f64()
+        );
+        loop {
+            let changed = self.cfg.credits.changed.notified();
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep(self.cfg.credits.refresh_every) => {
+                    let read = {
+                        let _permit = self.limiter.acquire(Class::Priority).await;
+                        self.client.account().await
+                    };
+                    if let Ok(account) = read {
+                        self.cfg.credits.set_balance(account.credits);
+                    }
+                }
+            }
+            if self.registry.job(id).is_none() {
+                return;
+            }
+            if self.cfg.credits.balance().is_some_and(|b| b >= price) {
+                log::info!(
+                    "job {}: the balance now covers its {price} credits; sending it again",
+                    job.name
+                );
+                return;
             }
         }
     }
@@ -954,9 +1277,18 @@ impl Engine {
                             );
                         }
                         log::info!("job {}: downloaded {} ({size} bytes)", job.name, out.name);
+                        let kept = layout.output(id, &out.name);
+                        let digest =
+                            tokio::task::spawn_blocking(move || submit::file_sha256(&kept).ok())
+                                .await
+                                .ok()
+                                .flatten();
                         self.registry.update(id, |j| {
                             j.outputs[i].done = true;
                             j.outputs[i].size = size;
+                            if let Some(d) = digest {
+                                j.output_sha256.insert(out.name.clone(), d);
+                            }
                         });
                         break;
                     }

@@ -273,6 +273,10 @@ pub fn plan(job: &mut Job, input_dir: &Path, defaults: &Overrides) -> Result<Pla
         return Err(refuse("input_lost", "the job has no input file"));
     }
     let mut body = defaults.body(tool);
+    // A preset's parameters: over the defaults, under a dropped JSON's own.
+    if let Some(params) = &job.params {
+        crate::api::catalog::merge(&mut body, params);
+    }
     let mut uploads = Vec::new();
     // Whether the user's own JSON (a dropped body or params.json) gave `end_seconds`.
     let mut explicit_end = false;
@@ -281,7 +285,7 @@ pub fn plan(job: &mut Job, input_dir: &Path, defaults: &Overrides) -> Result<Pla
         Source::Json => {
             explicit_end = json_body(tool, job, &mut body, &mut uploads, input_dir, None)?;
         }
-        Source::File => {
+        Source::File | Source::Step => {
             let f = &job.inputs[0];
             let Some(FileRole::Media(media)) = role_of(tool, &f.name) else {
                 return Err(refuse(
@@ -317,6 +321,50 @@ pub fn plan(job: &mut Job, input_dir: &Path, defaults: &Overrides) -> Result<Pla
     validate_create(&tool.create_path(), &body)
         .map_err(|e| refuse("invalid_request", e.message))?;
     Ok(Plan { body, uploads })
+}
+
+/// The price a dropped file would have, before it is submitted (for the budget at close):
+/// the body is planned as the engine will plan it (a media file's clip length is measured),
+/// except that a dropped JSON is merged over the defaults without resolving its local files.
+/// `None` when no body can be made (the engine will say why).
+pub fn estimate(
+    tool: &'static Tool,
+    params: Option<&Value>,
+    defaults: &Overrides,
+    path: &Path,
+    name: &str,
+) -> Option<i64> {
+    let source = match role_of(tool, name)? {
+        FileRole::Json => {
+            let mut body = defaults.body(tool);
+            if let Some(p) = params {
+                crate::api::catalog::merge(&mut body, p);
+            }
+            let user: Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+            crate::api::catalog::merge(&mut body, &user);
+            return Some(crate::api::catalog::price(tool, &body));
+        }
+        FileRole::Text => Source::Text,
+        FileRole::Media(_) => Source::File,
+    };
+    let mut job = Job::new(stem(name).to_string(), tool, source);
+    job.params = params.cloned();
+    job.inputs.push(InputFile {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        remote: None,
+    });
+    let dir = path.parent()?;
+    let plan = plan(&mut job, dir, defaults).ok()?;
+    Some(crate::api::catalog::price(tool, &plan.body))
+}
+
+/// The price of a later pipeline step, before its input exists: its parameters over the
+/// defaults (a clip tool's length is its default).
+pub fn step_estimate(tool: &Tool, params: &Value, defaults: &Overrides) -> i64 {
+    let mut body = defaults.body(tool);
+    crate::api::catalog::merge(&mut body, params);
+    crate::api::catalog::price(tool, &body)
 }
 
 /// The job error code of a file whose bytes are not the media its name says.
@@ -604,7 +652,7 @@ fn canonical(v: &Value, out: &mut dyn FnMut(&[u8])) {
     }
 }
 
-fn file_sha256(path: &Path) -> std::io::Result<String> {
+pub(crate) fn file_sha256(path: &Path) -> std::io::Result<String> {
     use sha2::{Digest, Sha256};
     use std::io::Read;
     let mut file = std::fs::File::open(path)?;

@@ -448,11 +448,14 @@ impl Filesystem for Fuse {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        match self.drive.flush(fh.0) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(refused(&self.drive, "flush", e)),
+        }
     }
 
     fn fsync(
@@ -547,6 +550,10 @@ impl Filesystem for Fuse {
 
     // The space of the state directory, where drops are staged. Finder, Explorer and Samba
     // check free space before a copy; fuser's default answer (all zeros) reads as a full disk.
+    /// Credits as space (docs/SEMANTICS.md): 1 KiB blocks, 1 block = 1 credit; total = the
+    /// balance plus what this mount was charged, free = available = the balance (or what is
+    /// left of the budget, if less). Inode counts are the state directory's. Until the balance
+    /// is known, the state directory's own numbers.
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: fuser::ReplyStatfs) {
         use std::os::unix::ffi::OsStrExt;
         let path = std::ffi::CString::new(self.drive.staging_dir().as_os_str().as_bytes());
@@ -555,8 +562,12 @@ impl Filesystem for Fuse {
             let mut st: libc::statvfs = std::mem::zeroed();
             (libc::statvfs(p.as_ptr(), &mut st) == 0).then_some(st)
         });
-        match st {
-            Some(st) => reply.statfs(
+        match (st, self.drive.credit_blocks()) {
+            (st, Some((total, avail))) => {
+                let (files, ffree) = st.map_or((0, 0), |st| (st.f_files, st.f_ffree));
+                reply.statfs(total, avail, avail, files, ffree, 1024, 255, 1024)
+            }
+            (Some(st), None) => reply.statfs(
                 st.f_blocks,
                 st.f_bfree,
                 st.f_bavail,
@@ -566,7 +577,7 @@ impl Filesystem for Fuse {
                 255,
                 st.f_frsize as u32,
             ),
-            None => reply.statfs(0, 0, 0, 0, 0, 512, 255, 0),
+            (None, None) => reply.statfs(0, 0, 0, 0, 0, 512, 255, 0),
         }
     }
 

@@ -3,6 +3,7 @@
 
 pub mod core;
 pub(crate) mod fuse;
+pub mod presets;
 pub mod readme;
 pub mod refresh;
 
@@ -27,6 +28,12 @@ pub struct MountOptions {
     pub settle: Duration,
     /// Owner shown for every file (default: the user running mhfs).
     pub owner: Option<(u32, u32)>,
+    /// The config file (presets, budget), watched for changes; `None`: none.
+    pub config: Option<PathBuf>,
+    /// `--budget`: what this drive may spend, over the config file's.
+    pub budget: Option<i64>,
+    /// How often the balance is read (`GET /v1/account`).
+    pub credits_refresh: Duration,
 }
 
 /// A mounted drive. `unmount` (or dropping it) unmounts and stops the engine.
@@ -36,15 +43,24 @@ pub struct Mounted {
     pub registry: Arc<Registry>,
     session: Option<fuser::BackgroundSession>,
     ticker: tokio::task::JoinHandle<()>,
+    watcher: Option<tokio::task::JoinHandle<()>>,
     stopping: Arc<AtomicBool>,
     invalidator: Option<std::thread::JoinHandle<()>>,
     mountpoint: PathBuf,
 }
 
 /// Mounts the drive. Must be called within a tokio runtime, whose tasks run the engine.
-pub fn mount(opts: MountOptions) -> Result<Mounted, String> {
+pub fn mount(mut opts: MountOptions) -> Result<Mounted, String> {
     let (uid, gid) = opts.owner.unwrap_or_else(core::current_ids);
     let registry = Registry::open(&opts.state_dir)?;
+    let credits = Arc::new(crate::engine::credits::Credits::new(
+        Some(&opts.state_dir),
+        opts.credits_refresh,
+    ));
+    if opts.budget.is_some() {
+        credits.set_budget(opts.budget, true);
+    }
+    opts.engine.credits = credits.clone();
     let drive = Drive::new(
         registry.clone(),
         DriveConfig {
@@ -54,6 +70,17 @@ pub fn mount(opts: MountOptions) -> Result<Mounted, String> {
             gid,
         },
     );
+    drive.set_credits(credits.clone());
+    // The config's presets are in force before the mount answers.
+    let mut seen = None;
+    match &opts.config {
+        Some(path) => {
+            seen = presets::stamp(path);
+            load_config(&drive, &credits, path);
+        }
+        None if opts.budget.is_none() => credits.set_budget(None, false),
+        None => {}
+    }
     let client = Client::new(&opts.api_url, opts.api_key).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Handle::current();
     let engine = Engine::new(client, registry.clone(), opts.engine);
@@ -151,6 +178,21 @@ pub fn mount(opts: MountOptions) -> Result<Mounted, String> {
         refresh_rx,
         pending,
     );
+    engine.watch_credits();
+    let watcher = opts.config.clone().map(|path| {
+        let (drive, credits) = (drive.clone(), credits.clone());
+        runtime.spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                let now = presets::stamp(&path);
+                if now != seen {
+                    seen = now;
+                    load_config(&drive, &credits, &path);
+                }
+            }
+        })
+    });
     let ticking = drive.clone();
     let ticker = runtime.spawn(async move {
         let mut every = tokio::time::interval(Duration::from_millis(250));
@@ -171,10 +213,43 @@ pub fn mount(opts: MountOptions) -> Result<Mounted, String> {
         registry,
         session: Some(session),
         ticker,
+        watcher,
         stopping,
         invalidator: Some(invalidator),
         mountpoint: opts.mountpoint,
     })
+}
+
+/// Reads the config file and puts it in force: its presets (each bad one reported in the log
+/// and left out) and its budget (unless `--budget` gave one). A file that is missing has no
+/// presets; one that is not JSON leaves what was in force.
+fn load_config(drive: &Drive, credits: &crate::engine::credits::Credits, path: &std::path::Path) {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            drive.set_presets(Default::default());
+            credits.set_budget(None, false);
+            return;
+        }
+        Err(e) => {
+            log::warn!("config {}: cannot read it: {e}", path.display());
+            return;
+        }
+    };
+    match presets::parse(&text) {
+        Ok(config) => {
+            for e in &config.errors {
+                log::warn!("config {}: {e}; left out", path.display());
+            }
+            drive.set_presets(config.presets);
+            credits.set_budget(config.budget, false);
+            log::info!("config {}: read", path.display());
+        }
+        Err(e) => log::warn!(
+            "config {}: not valid JSON ({e}); the presets in force stay",
+            path.display()
+        ),
+    }
 }
 
 impl Mounted {
@@ -194,6 +269,9 @@ impl Mounted {
         self.registry.stop_creates(Duration::from_secs(20));
         self.stopping.store(true, Ordering::Relaxed);
         self.ticker.abort();
+        if let Some(w) = self.watcher.take() {
+            w.abort();
+        }
         if let Some(session) = self.session.take() {
             if session.guard.is_finished() {
                 // Someone ran `umount`: the kernel side is gone. Unmounting again fails with

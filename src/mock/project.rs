@@ -21,7 +21,7 @@ async fn settle(state: &Shared, id: &str, kind: ProjectKind) -> Option<(Phase, O
         let job = render::Job {
             tool: p.tool,
             body: p.body.clone(),
-            inputs: render::resolve_inputs(p.tool, &p.body, &inner.uploads),
+            inputs: render::resolve_inputs(p.tool, &p.body, &inner.uploads, &state.output_dir("")),
             out_dir: state.output_dir(&p.id),
         };
         (phase, p.outcome.clone(), job)

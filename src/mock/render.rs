@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::media::{self, ImageKind};
 use super::state::{Outcome, Upload, read_small};
-use crate::api::catalog::{Media, Output, ProjectKind, Tool, get_path};
+use crate::api::catalog::{Media, Output, Tool, get_path};
 use crate::api::types::ProjectError;
 
 /// Size and frame rate of the videos the mock draws (inputs that are MP4 are returned as is).
@@ -45,7 +45,8 @@ pub enum Source {
     Uploaded { disk: PathBuf, media: Media },
     /// An `api-assets/` path never uploaded (or never PUT), or a value that is not a path.
     Missing,
-    /// An http(s) URL: the mock cannot fetch it, but checks its extension.
+    /// An http(s) URL that is not one of this mock's own download URLs: the mock cannot
+    /// fetch it, but checks its extension.
     Url { ext_ok: bool },
 }
 
@@ -54,6 +55,7 @@ pub fn resolve_inputs(
     tool: &Tool,
     body: &Value,
     uploads: &HashMap<String, Upload>,
+    outputs: &Path,
 ) -> Vec<Resolved> {
     let mut out = Vec::new();
     let mut add = |field: String, expects: &'static [Media], value: &str| {
@@ -62,6 +64,8 @@ pub fn resolve_inputs(
                 disk: u.disk.clone(),
                 media: u.media,
             }
+        } else if let Some(source) = own_output(value, expects, outputs) {
+            source
         } else if value.starts_with("http://") || value.starts_with("https://") {
             let path = value.split(['?', '#']).next().unwrap_or(value);
             let ext = extension(path);
@@ -103,6 +107,32 @@ pub fn resolve_inputs(
         }
     }
     out
+}
+
+/// One of this mock's own download URLs (`.../_mock/files/<project>/<name>?...`), as the real
+/// API takes the URL of an output of an earlier project: the output on its disk.
+fn own_output(value: &str, expects: &'static [Media], outputs: &Path) -> Option<Source> {
+    let path = value.split(['?', '#']).next()?;
+    let rest = &path[path.find("/_mock/files/")? + "/_mock/files/".len()..];
+    let (id, name) = rest.split_once('/')?;
+    if id.is_empty() || id.contains("..") || name.contains('/') || name.starts_with('.') {
+        return None;
+    }
+    let disk = outputs.join(id).join(name);
+    if !disk.is_file() {
+        return None;
+    }
+    let ext = extension(name);
+    let media = expects
+        .iter()
+        .copied()
+        .find(|m| m.accepts(&ext))
+        .or_else(|| {
+            crate::api::catalog::media_of_extension(&ext)
+                .first()
+                .copied()
+        })?;
+    Some(Source::Uploaded { disk, media })
 }
 
 fn extension(path: &str) -> String {
@@ -250,49 +280,17 @@ fn input_image(job: &Job, role: Option<&str>) -> Result<Option<image::DynamicIma
 }
 
 pub fn output_count(tool: &Tool, body: &Value) -> u64 {
-    match tool.output {
-        Output::Image {
-            count_field: Some(f),
-        } => get_path(body, f)
-            .and_then(Value::as_f64)
-            .unwrap_or(1.0)
-            .clamp(1.0, 16.0) as u64,
-        _ => 1,
-    }
+    crate::api::catalog::output_count(tool, body)
 }
 
 /// `start_seconds`, `end_seconds` of a video body (defaults 0 and 5).
 pub fn clip(body: &Value) -> (f64, f64) {
-    let start = body
-        .get("start_seconds")
-        .and_then(Value::as_f64)
-        .unwrap_or(0.0);
-    let end = body
-        .get("end_seconds")
-        .and_then(Value::as_f64)
-        .unwrap_or(start + 5.0);
-    (start, end.max(start + 0.1))
+    crate::api::catalog::clip(body)
 }
 
-/// What a job costs, roughly as the real price list (spec/API.md §3.6).
+/// What a job costs: the drive's own price rule (`catalog::price`), so the two always agree.
 pub fn cost(tool: &Tool, body: &Value) -> i64 {
-    let base = i64::from(tool.credits);
-    match (tool.kind, tool.slug) {
-        (_, "ai-voice-generator" | "ai-voice-cloner") => {
-            let chars = prompt_len(tool, body);
-            (chars as i64 + 9) / 10
-        }
-        (_, "ai-music-generator") => body.get("duration").and_then(Value::as_i64).unwrap_or(30),
-        (_, "ai-image-upscaler") => {
-            let four = body.get("scale_factor").and_then(Value::as_f64) == Some(4.0);
-            if four { base * 4 } else { base }
-        }
-        (ProjectKind::Video, _) => {
-            let (start, end) = clip(body);
-            base * ((end - start).ceil() as i64).max(1)
-        }
-        _ => base * output_count(tool, body) as i64,
-    }
+    crate::api::catalog::price(tool, body)
 }
 
 fn prompt_len(tool: &Tool, body: &Value) -> usize {

@@ -443,7 +443,7 @@ fn undecodable_upload(
     tool: &'static catalog::Tool,
     body: &Value,
 ) -> Option<Response> {
-    let inputs = render::resolve_inputs(tool, body, &state.lock().uploads);
+    let inputs = render::resolve_inputs(tool, body, &state.lock().uploads, &state.output_dir(""));
     for input in inputs {
         let render::Source::Uploaded { disk, .. } = &input.source else {
             continue;

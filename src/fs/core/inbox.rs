@@ -43,6 +43,79 @@ impl Drive {
         file.sync_data().map_err(|e| FsError::io(e, "fsync"))
     }
 
+    /// A close of an inbox file (close(2) returns this answer; release cannot fail): at the
+    /// last writer's close of a complete file, its price is checked against the budget. A file
+    /// that would take the spending past it is refused with EDQUOT, stays in the inbox, and is
+    /// not submitted at release.
+    pub fn flush(&self, fh: u64) -> FsResult<()> {
+        let (id, rel) = {
+            let inner = self.lock();
+            let Some(Handle::Staged {
+                id,
+                rel,
+                write: true,
+                ..
+            }) = inner.handles.get(&fh)
+            else {
+                return Ok(());
+            };
+            match inner.open.get(id) {
+                Some(w) if w.writers == 1 && w.written && !w.gone && !w.refused => {}
+                _ => return Ok(()),
+            }
+            (*id, rel.clone())
+        };
+        let Some(why) = self.over_budget(&rel) else {
+            return Ok(());
+        };
+        if let Some(w) = self.lock().open.get_mut(&id) {
+            w.refused = true;
+        }
+        Err(FsError::refuse(
+            libc::EDQUOT,
+            format!(
+                "inbox/{}: not submitted, over the budget: {why}; the file stays in the inbox \
+                 (raise --budget or the config's \"budget\", or remove it)",
+                rel.display()
+            ),
+        ))
+    }
+
+    /// Why submitting the complete inbox file `rel` would pass the budget, if it would: its
+    /// price (planned as the engine will, a media file's clip measured; a pipeline adds each
+    /// later step at its parameters) on top of what was spent and what waits to be created.
+    /// Read from local disk, without the drive's lock.
+    pub(super) fn over_budget(&self, rel: &Path) -> Option<String> {
+        let credits = self.credits.get()?;
+        credits.budget().limit?;
+        if rel.components().count() != 2 {
+            return None;
+        }
+        let name = rel.file_name()?.to_string_lossy().to_string();
+        if is_scratch(&name) {
+            return None;
+        }
+        let path = self.inbox.join(rel);
+        if !std::fs::metadata(&path).is_ok_and(|m| m.is_file() && m.len() > 0) {
+            return None;
+        }
+        let tool = self.tool_of_rel(rel)?;
+        let first = rel.components().next()?.as_os_str().to_str()?;
+        let preset = self.presets.get(first);
+        let params = preset
+            .as_ref()
+            .map(|p| &p.steps[0].params)
+            .filter(|p| !p.is_null());
+        let mut price =
+            crate::engine::submit::estimate(tool, params, &self.cfg.defaults, &path, &name)?;
+        for step in preset.iter().flat_map(|p| &p.steps[1..]) {
+            price +=
+                crate::engine::submit::step_estimate(step.tool, &step.params, &self.cfg.defaults);
+        }
+        let reserved = crate::engine::credits::reserved(&self.registry, None);
+        credits.check(price, reserved).err().map(|o| o.to_string())
+    }
+
     /// Last close after data was written: a visible, non-empty file of a tool's folder is
     /// complete and is submitted.
     pub fn release(&self, fh: u64) {
@@ -66,7 +139,7 @@ impl Drive {
             // Still there under its name (not removed or replaced while open)?
             let here =
                 std::fs::symlink_metadata(self.inbox.join(&w.rel)).is_ok_and(|m| file_id(&m) == id);
-            if !w.written || w.gone || !here {
+            if !w.written || w.gone || w.refused || !here {
                 return;
             }
             let Some(job) = self.reserve_file(&mut inner, &w.rel) else {
@@ -85,6 +158,7 @@ impl Drive {
             written: false,
             rel: rel.to_path_buf(),
             gone: false,
+            refused: false,
         });
         w.writers += 1;
         w.written |= truncate;
@@ -483,6 +557,17 @@ impl Drive {
         Self::touch_folder(&mut inner, &dst);
         // A hidden temp name renamed to a visible one is complete (rsync, editors, browsers).
         let open = Self::being_written(&inner, &dst);
+        if !is_dir && !open {
+            drop(inner);
+            if let Some(why) = self.over_budget(&dst) {
+                log::warn!(
+                    "inbox/{}: not submitted, over the budget: {why}; the file stays in the inbox",
+                    dst.display()
+                );
+                return Ok(());
+            }
+            inner = self.lock();
+        }
         if !is_dir
             && !open
             && let Some(job) = self.reserve_file(&mut inner, &dst)
@@ -535,7 +620,7 @@ impl Drive {
         if !meta.is_file() || meta.len() == 0 {
             return None;
         }
-        let tool = tool_of_rel(rel)?;
+        let tool = self.tool_of_rel(rel)?;
         let source = match role_of(tool, &name)? {
             FileRole::Text => Source::Text,
             FileRole::Json => Source::Json,
@@ -543,7 +628,9 @@ impl Drive {
         };
         inner.submitting.insert(rel.to_path_buf());
         let owner = Some((meta.uid(), meta.gid()));
-        Some(self.registry.reserve(&name, tool, source, owner))
+        let mut job = self.registry.reserve(&name, tool, source, owner);
+        self.apply_preset(&mut job, rel);
+        Some(job)
     }
 
     /// Records a reserved file job, moves the file into it, and starts it.
@@ -618,7 +705,7 @@ impl Drive {
             }
             let parent = rel.parent().unwrap_or(Path::new(""));
             match parent.components().count() {
-                1 => tool_index(&parent.to_string_lossy()).map(tool_ino),
+                1 => self.folder_ino(&parent.to_string_lossy()),
                 _ => inner.inos.get(parent).copied(),
             }
         };
@@ -648,7 +735,7 @@ impl Drive {
             let Some(names) = self.ready_folder(&rel) else {
                 continue;
             };
-            if let Some(tool) = tool_of_rel(&rel)
+            if let Some(tool) = self.tool_of_rel(&rel)
                 && let Some(media) = batch(tool, &names)
             {
                 self.tick_batch(&rel, changed, tool, &names, media);
@@ -660,7 +747,7 @@ impl Drive {
                 let still = inner.folders.get(&rel) == Some(&changed)
                     && !Self::being_written(&inner, &rel)
                     && !inner.submitting.contains(&rel);
-                let tool = tool_of_rel(&rel);
+                let tool = self.tool_of_rel(&rel);
                 let owner = std::fs::metadata(self.inbox.join(&rel))
                     .ok()
                     .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
@@ -674,7 +761,9 @@ impl Drive {
                         inner.folders.remove(&rel);
                         inner.submitting.insert(rel.clone());
                         let name = rel.file_name().unwrap_or_default().to_string_lossy();
-                        self.registry.reserve(&name, tool, Source::Folder, owner)
+                        let mut job = self.registry.reserve(&name, tool, Source::Folder, owner);
+                        self.apply_preset(&mut job, &rel);
+                        job
                     }
                     _ => continue,
                 }
@@ -697,7 +786,7 @@ impl Drive {
         if is_scratch(&folder_name) {
             return None;
         }
-        let tool = tool_of_rel(rel)?;
+        let tool = self.tool_of_rel(rel)?;
         let names: Vec<String> = std::fs::read_dir(&path)
             .into_iter()
             .flatten()

@@ -43,6 +43,8 @@ pub const OUTPUTS: u64 = 6;
 /// `mhfs jobs MOUNTPOINT`.
 const STATE_FILE: u64 = 7;
 pub const STATE_FILE_NAME: &str = ".mhfs-state";
+/// The root's `credits` file: the balance, this mount's charges, the budget.
+const CREDITS: u64 = 8;
 const FIRST_TOOL: u64 = 16;
 const FIRST_STAGED: u64 = 1024;
 
@@ -150,6 +152,9 @@ enum Node {
     /// A job's `outputs[i]`, as `outputs/` shows it.
     Flat(JobId, usize),
     Tool(&'static Tool),
+    /// A preset's folder (`inbox/<preset>`), by name.
+    Preset(String),
+    Credits,
     /// A file or folder of the inbox staging area, by its path under the inbox.
     Staged(PathBuf),
     /// A submitted file's old inode: it now points at the job's copy (for `mv`'s late setattr).
@@ -199,6 +204,8 @@ struct Writing {
     rel: PathBuf,
     /// Unlinked or replaced while open: it can no longer be submitted, and it holds up nothing.
     gone: bool,
+    /// Refused at close (over the budget): it stays in the inbox, not submitted.
+    refused: bool,
 }
 
 /// An inode of the inbox, with the kernel's count of references to it (`forget` lowers it;
@@ -248,20 +255,15 @@ pub struct Drive {
     inbox: PathBuf,
     inner: Mutex<Inner>,
     hooks: OnceLock<Hooks>,
+    /// The presets of the config file in force: each is an inbox folder.
+    presets: Arc<crate::fs::presets::Presets>,
+    credits: OnceLock<Arc<crate::engine::credits::Credits>>,
     readme: Vec<u8>,
     started: SystemTime,
 }
 
 fn tool_ino(i: usize) -> u64 {
     FIRST_TOOL + i as u64
-}
-
-/// The tool of a path under the inbox (`<tool>/...`).
-fn tool_of_rel(rel: &Path) -> Option<&'static Tool> {
-    rel.components()
-        .next()
-        .and_then(|c| c.as_os_str().to_str())
-        .and_then(crate::api::catalog::tool)
 }
 
 fn tool_index(slug: &str) -> Option<usize> {
@@ -283,12 +285,114 @@ impl Drive {
                 ..Inner::default()
             }),
             hooks: OnceLock::new(),
+            presets: Arc::default(),
+            credits: OnceLock::new(),
             started: SystemTime::now(),
         })
     }
 
     pub fn set_hooks(&self, hooks: Hooks) {
         let _ = self.hooks.set(hooks);
+    }
+
+    /// Sets the credits shown at the root and in `statfs`, and counted by the budget at close.
+    pub fn set_credits(&self, credits: Arc<crate::engine::credits::Credits>) {
+        let _ = self.credits.set(credits);
+    }
+
+    pub fn credits(&self) -> Option<&Arc<crate::engine::credits::Credits>> {
+        self.credits.get()
+    }
+
+    pub fn presets(&self) -> &Arc<crate::fs::presets::Presets> {
+        &self.presets
+    }
+
+    /// Puts the config file's presets in force: each gets its inbox folder (on local disk
+    /// too); folders of presets gone are no longer shown (files left in them stay on disk).
+    pub fn set_presets(
+        &self,
+        presets: std::collections::BTreeMap<String, crate::fs::presets::Preset>,
+    ) {
+        for name in presets.keys() {
+            if let Err(e) = std::fs::create_dir_all(self.inbox.join(name)) {
+                log::warn!("preset {name:?}: cannot make its inbox folder: {e}");
+            }
+        }
+        let (added, removed) = self.presets.replace(presets);
+        for name in added.iter().chain(&removed) {
+            self.invalidate(Inval::Entry {
+                parent: INBOX,
+                name: name.clone(),
+            });
+        }
+        for name in &added {
+            log::info!("preset {name}: inbox/{name}/ takes files");
+        }
+        for name in &removed {
+            log::info!("preset {name}: removed from the config; inbox/{name}/ is gone");
+        }
+        if !added.is_empty() || !removed.is_empty() {
+            self.invalidate(Inval::Inode(INBOX));
+        }
+    }
+
+    /// The inode of an inbox folder of a tool or a preset, by name.
+    fn folder_ino(&self, name: &str) -> Option<u64> {
+        tool_index(name)
+            .map(tool_ino)
+            .or_else(|| self.presets.ino(name))
+    }
+
+    /// The tool of a path under the inbox (`<tool or preset>/...`): a preset's first step.
+    fn tool_of_rel(&self, rel: &Path) -> Option<&'static Tool> {
+        let first = rel.components().next()?.as_os_str().to_str()?;
+        crate::api::catalog::tool(first).or_else(|| self.presets.get(first).map(|p| p.tool()))
+    }
+
+    /// A new job from an inbox path of a preset's folder takes the preset: its parameters,
+    /// and, for a pipeline, its place as the first step.
+    fn apply_preset(&self, job: &mut Job, rel: &Path) {
+        let Some(first) = rel.components().next().and_then(|c| c.as_os_str().to_str()) else {
+            return;
+        };
+        let Some(preset) = self.presets.get(first) else {
+            return;
+        };
+        job.preset = Some(preset.name.clone());
+        let params = &preset.steps[0].params;
+        job.params = (!params.is_null()).then(|| params.clone());
+        if preset.is_pipeline() {
+            job.chain = Some(crate::engine::job::Chain {
+                preset: preset.name.clone(),
+                base: job.name.clone(),
+                step: 0,
+                steps: preset
+                    .steps
+                    .iter()
+                    .map(|s| crate::engine::job::ChainStep {
+                        tool: s.tool.slug.to_string(),
+                        params: s.params.clone(),
+                    })
+                    .collect(),
+                handed_on: false,
+            });
+        }
+    }
+
+    /// The `credits` file's content.
+    fn credits_text(&self) -> String {
+        match self.credits.get() {
+            Some(c) => c.text(crate::engine::credits::reserved(&self.registry, None)),
+            None => "balance: unknown\n".to_string(),
+        }
+    }
+
+    /// `statfs` in credits (see `Credits::statfs`): (total, available) 1 KiB blocks.
+    pub fn credit_blocks(&self) -> Option<(u64, u64)> {
+        self.credits
+            .get()?
+            .statfs(crate::engine::credits::reserved(&self.registry, None))
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
@@ -326,6 +430,7 @@ impl Drive {
             ACTIVITY => return Some(Node::Activity),
             OUTPUTS => return Some(Node::Outputs),
             STATE_FILE => return Some(Node::StateFile),
+            CREDITS => return Some(Node::Credits),
             _ => {}
         }
         if let Some((id, i)) = job_folder::decode_flat(ino) {
@@ -342,6 +447,9 @@ impl Drive {
                 None => Node::Job(id),
                 Some(p) => Node::JobFile(id, p),
             });
+        }
+        if (crate::fs::presets::FIRST..crate::fs::presets::END).contains(&ino) {
+            return self.presets.name_of(ino).map(Node::Preset);
         }
         if let Some(i) = ino.checked_sub(FIRST_TOOL).filter(|_| ino < FIRST_STAGED) {
             return TOOLS.get(i as usize).map(Node::Tool);

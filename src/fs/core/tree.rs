@@ -165,7 +165,17 @@ impl Drive {
                 )
             }),
             Node::Flat(id, i) => self.flat_attr(ino, id, i),
-            Node::Tool(_) => Ok(self.dir_attr(ino, 0o777)),
+            Node::Tool(_) | Node::Preset(_) => Ok(self.dir_attr(ino, 0o777)),
+            Node::Credits => Ok(Attr {
+                ttl: LIVE_TTL,
+                ..self.attr(
+                    ino,
+                    Kind::File,
+                    self.credits_text().len() as u64,
+                    0o444,
+                    SystemTime::now(),
+                )
+            }),
             Node::Readme => Ok(Attr {
                 ttl: DIR_TTL,
                 ..self.attr(
@@ -194,8 +204,12 @@ impl Drive {
     ) -> Option<(PathBuf, &'static Tool, bool)> {
         match self.node(inner, ino)? {
             Node::Tool(t) => Some((PathBuf::from(t.slug), t, false)),
+            Node::Preset(name) => {
+                let tool = self.presets.get(&name)?.tool();
+                Some((PathBuf::from(name), tool, false))
+            }
             Node::Staged(rel) if rel.components().count() == 2 => {
-                let tool = tool_of_rel(&rel)?;
+                let tool = self.tool_of_rel(&rel)?;
                 let free = !Self::submitting(inner, &rel);
                 (free && self.inbox.join(&rel).is_dir()).then_some((rel, tool, true))
             }
@@ -219,6 +233,7 @@ impl Drive {
                     "activity.log" => self.getattr(ACTIVITY),
                     STATE_FILE_NAME => self.getattr(STATE_FILE),
                     "outputs" => self.getattr(OUTPUTS),
+                    "credits" => self.getattr(CREDITS),
                     _ => match trash::bin_uid(name) {
                         Some(uid) => self.getattr(trash::bin_ino(uid)),
                         None => missing(),
@@ -226,8 +241,8 @@ impl Drive {
                 };
             }
             INBOX => {
-                return match tool_index(name) {
-                    Some(i) => self.getattr(tool_ino(i)),
+                return match self.folder_ino(name) {
+                    Some(ino) => self.getattr(ino),
                     None => Err(no_such_tool(name)),
                 };
             }
@@ -306,16 +321,24 @@ impl Drive {
                     entry(JOBS, Kind::Dir, "jobs"),
                     entry(OUTPUTS, Kind::Dir, "outputs"),
                     entry(ACTIVITY, Kind::File, "activity.log"),
+                    entry(CREDITS, Kind::File, "credits"),
                 ];
                 root.extend(self.bins());
                 return Ok(root);
             }
             INBOX => {
-                return Ok(TOOLS
+                let mut folders: Vec<DirEntry> = TOOLS
                     .iter()
                     .enumerate()
                     .map(|(i, t)| entry(tool_ino(i), Kind::Dir, t.slug))
-                    .collect());
+                    .collect();
+                folders.extend(
+                    self.presets
+                        .list()
+                        .into_iter()
+                        .map(|(ino, name)| entry(ino, Kind::Dir, &name)),
+                );
+                return Ok(folders);
             }
             OUTPUTS => {
                 let mut all: Vec<DirEntry> = Vec::new();
@@ -416,7 +439,7 @@ impl Drive {
     pub fn parent_of(&self, ino: u64) -> u64 {
         let inner = self.lock();
         match self.node(&inner, ino) {
-            Some(Node::Tool(_)) => INBOX,
+            Some(Node::Tool(_) | Node::Preset(_)) => INBOX,
             Some(
                 node @ (Node::Job(_)
                 | Node::Bin(_)
@@ -433,7 +456,7 @@ impl Drive {
             Some(Node::Staged(rel)) => {
                 let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
                 match parent.components().count() {
-                    1 => tool_index(&parent.to_string_lossy()).map_or(INBOX, tool_ino),
+                    1 => self.folder_ino(&parent.to_string_lossy()).unwrap_or(INBOX),
                     _ => inner.inos.get(&parent).copied().unwrap_or(INBOX),
                 }
             }
@@ -458,6 +481,15 @@ impl Drive {
             backing,
         };
         match self.node(&inner, ino) {
+            Some(Node::Credits) => {
+                if write {
+                    return Err(FsError::refuse(libc::EACCES, "credits is read-only"));
+                }
+                drop(inner);
+                let text = self.credits_text().into_bytes();
+                let fh = Self::new_handle(&mut self.lock(), Handle::Snapshot(Arc::new(text)));
+                Ok(opened(fh, true, None))
+            }
             Some(Node::Readme) => {
                 if write {
                     return Err(FsError::refuse(libc::EACCES, "README.txt is read-only"));
