@@ -72,7 +72,14 @@ fn the_root_holds_readme_inbox_and_jobs() {
     let c = core();
     assert_eq!(
         c.names(ROOT),
-        ["README.txt", "activity.log", "inbox", "jobs", "outputs"]
+        [
+            "README.txt",
+            "activity.log",
+            "credits",
+            "inbox",
+            "jobs",
+            "outputs"
+        ]
     );
     let readme = c.drive.lookup(ROOT, "README.txt").unwrap();
     assert!(c.read_all(readme.ino).contains("ai-image-upscaler"));

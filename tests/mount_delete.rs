@@ -157,7 +157,7 @@ fn gio_trash_then_restore_sends_nothing() {
     assert!(d.jobs().is_empty());
     assert_eq!(
         d.ok("ls -A"),
-        ".Trash-0\nREADME.txt\nactivity.log\ninbox\njobs\noutputs\n"
+        ".Trash-0\nREADME.txt\nactivity.log\ncredits\ninbox\njobs\noutputs\n"
     );
     // A trashed job's outputs leave outputs/ too, and come back with it.
     assert_eq!(d.ok("ls outputs"), "");

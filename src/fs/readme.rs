@@ -134,6 +134,21 @@ tail -f activity.log follows it. mhfs jobs <mount> lists the jobs and the waitin
 A project made elsewhere (web app, SDK) is adopted by looking up its id: ls jobs/<project-id>
 says "No such file" at first; a moment later the job is there.
 
+Credits: the file credits (here, at the root) shows the balance, what this mount was charged
+and the budget; df shows credits as space: 1 KiB block = 1 credit, available = the balance
+(or what is left of the budget). Each job's expected price and its charge: mhfs jobs.
+  - mhfs mount --budget N (or "budget" in the config file) caps what this drive may spend: a
+    file that would pass it is refused when it is closed (cp: Disk quota exceeded) and stays
+    in the inbox, nothing uploaded or billed.
+  - A job Magic Hour refuses for insufficient credits stays "submitting" and goes on by
+    itself once the balance covers it (or remove it).
+Presets and pipelines: the config file (--config, default ~/.config/mhfs/config.json) names
+presets, each a folder inbox/<preset>/ that works like its tool's folder with the preset's
+parameters (a dropped JSON's own win). A preset with "steps" is a pipeline: each step is a
+job (<name>, <name>.2-<tool>, <name>.3-<tool>, ...), handed the output of the one before by
+URL, without a new upload. Edits to the file take effect within a second, no remount.
+An output of a job copied into another inbox is recognised and passed by reference.
+
 Tools
 -----
 Each tool: what it takes, its defaults, its price (credits, after the API's price list), an example
@@ -264,7 +279,12 @@ pub fn readme_txt(defaults: &Overrides, settle: std::time::Duration) -> String {
         let _ = writeln!(s, "  outputs:  {}", output_text(t));
         let body = defaults.body(t);
         let _ = writeln!(s, "  defaults: {body}");
-        let _ = writeln!(s, "  price:    {}", price_text(t));
+        let _ = writeln!(
+            s,
+            "  price:    {}; {} credits at these defaults",
+            price_text(t),
+            crate::api::catalog::price(t, &body)
+        );
         let _ = writeln!(s, "  example:  {}", example(t));
         let _ = writeln!(
             s,
