@@ -340,6 +340,12 @@ fn a_pipeline_runs_each_step_as_a_job_passing_outputs_by_reference() {
     assert_eq!(creates[1].body["scale_factor"], 2);
     let (_, total) = jobs_table(&d);
     assert!(total.contains(" 205 "), "5 + 50 + 150: {total}");
+    // A deliberate rerun runs the whole chain again (later steps are not duplicates).
+    let again = d.outside().join("shoe.again.png");
+    std::fs::copy(photo(&d, "shoe"), &again).unwrap();
+    drop_file(&d, "product-shot", &again);
+    d.wait_status("shoe.again.3-image-to-video", &["complete"]);
+    assert_eq!(d.count("create"), 6);
 }
 
 #[test]

@@ -829,6 +829,12 @@ impl Engine {
     /// a duplicate, removed before anything is uploaded or created (`false`), and the log says
     /// which job it matches. A rerun (`<stem>.again.<ext>`) skips the check.
     fn claim(&self, id: JobId, job: &job::Job, fingerprint: String) -> bool {
+        // A later pipeline step is its chain's, not a drop: a rerun of the chain runs it again.
+        if job.source == job::Source::Step {
+            self.registry
+                .update(id, |j| j.fingerprint = Some(fingerprint));
+            return true;
+        }
         if submit::is_rerun(job) {
             log::info!(
                 "job {}: {} is a deliberate rerun; not checked for duplicates",
