@@ -383,3 +383,35 @@ fn an_output_copied_into_another_inbox_is_passed_by_reference_not_uploaded() {
     assert!(body.contains("/_mock/files/"), "{body}");
     assert!(d.log().contains("passed by reference"), "{}", d.log());
 }
+
+#[test]
+fn a_reused_output_gets_a_fresh_url_from_its_project() {
+    let Some(d) = TestDrive::with(MockConfig {
+        render_time: Duration::ZERO,
+        faults: mhfs::mock::Faults {
+            url_lifetime_secs: Some(1),
+            ..Default::default()
+        },
+        ..MockConfig::default()
+    }) else {
+        return;
+    };
+    drop_file(&d, "photo-colorizer", &photo(&d, "dusk"));
+    d.wait_status("dusk", &["complete"]);
+    let project = read(&d, "jobs/dusk/job.json");
+    let project: serde_json::Value = serde_json::from_str(&project).unwrap();
+    let path = format!("/v1/image-projects/{}", project["id"].as_str().unwrap());
+    // The URL it was downloaded with has expired.
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = d.mock.requests().len();
+    d.ok("cp jobs/dusk/output.png inbox/ai-image-upscaler/dusk-big.png");
+    d.wait_status("dusk-big", &["complete"]);
+    let after: Vec<_> = d.mock.requests().into_iter().skip(before).collect();
+    let get = after.iter().position(|r| r.op == Op::Get && r.path == path);
+    let create = after.iter().position(|r| r.op == Op::Create);
+    assert!(
+        get.is_some() && get < create,
+        "a GET of the source project before the create"
+    );
+    assert_eq!(d.count("upload"), 1, "no new upload");
+}
