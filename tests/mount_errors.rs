@@ -152,12 +152,20 @@ fn a_local_reference_in_json_is_uploaded_first() {
 #[test]
 fn an_api_refusal_is_written_to_error() {
     let Some(d) = TestDrive::start() else { return };
-    d.mock.set_credits(0);
+    // (A 402 is not a refusal: the job waits for credits, see mount_credits.rs.)
+    d.mock.set_faults(mhfs::mock::Faults {
+        rules: vec![mhfs::mock::Rule {
+            op: mhfs::mock::Op::Create.into(),
+            fault: mhfs::mock::Fault::Status { status: 403 },
+            count: 1,
+        }],
+        ..Default::default()
+    });
     let photo = common::sample(&d.outside(), "broke", Media::Image);
     d.ok(&format!("cp {} inbox/photo-colorizer/", photo.display()));
     d.wait_status("broke", &["error"]);
     let error = d.ok("cat jobs/broke/error");
-    assert!(error.starts_with("insufficient_credits: "), "{error}");
+    assert!(error.starts_with("forbidden: "), "{error}");
     assert!(d.path("jobs/broke/broke.png").exists(), "the input is kept");
     assert_eq!(d.count("create"), 1);
 }

@@ -151,11 +151,17 @@ fn the_again_name_submits_the_same_intent_once_more() {
 #[test]
 fn a_failed_jobs_input_can_be_submitted_again() {
     let Some(d) = TestDrive::start() else { return };
-    d.mock.set_credits(0);
+    d.mock.set_faults(mhfs::mock::Faults {
+        rules: vec![mhfs::mock::Rule {
+            op: mhfs::mock::Op::Create.into(),
+            fault: mhfs::mock::Fault::Status { status: 403 },
+            count: 1,
+        }],
+        ..Default::default()
+    });
     let photo = common::sample(&d.outside(), "retry", Media::Image);
     d.ok(&format!("cp {} inbox/photo-colorizer/", photo.display()));
     d.wait_status("retry", &["error"]);
-    d.mock.set_credits(100_000);
     d.ok(&format!("cp {} inbox/photo-colorizer/", photo.display()));
     d.wait_status("retry-2", &["complete"]);
     assert_eq!(d.count("create"), 2);

@@ -388,7 +388,10 @@ impl Engine {
                         self.registry.discard(nj.id);
                         continue;
                     }
+                    let nid = nj.id;
                     self.registry.publish(nj);
+                    self.registry
+                        .update(nid, |j| j.fail(Stage::Failed, "pipeline_stopped", &why));
                 }
             }
         }

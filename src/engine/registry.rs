@@ -273,6 +273,12 @@ impl Registry {
             let mut jobs = self.write();
             jobs.by_id.get_mut(&id).map(|j| {
                 j.inputs = job.inputs;
+                // What the submitter set besides: the preset, its place in a pipeline, and
+                // the inputs passed by reference.
+                j.preset = job.preset;
+                j.params = job.params;
+                j.chain = job.chain;
+                j.reuse = job.reuse;
                 j.updated = SystemTime::now();
                 j.clone()
             })
