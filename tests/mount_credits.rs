@@ -190,6 +190,28 @@ fn a_submission_over_the_budget_is_refused_at_close_and_stays_in_the_inbox() {
     assert!(d.log().contains("over the budget"), "{}", d.log());
     assert!(d.log().contains("by 10"), "{}", d.log());
     assert!(read(&d, "credits").contains("budget: 60 credits; 60 spent"));
+    // A hidden temp name renamed into place (rsync, editors) over the budget stays too.
+    let five = photo(&d, "five");
+    d.ok(&format!(
+        "cp '{}' inbox/photo-colorizer/.five.tmp && mv inbox/photo-colorizer/.five.tmp inbox/photo-colorizer/five.png",
+        five.display()
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(d.path("inbox/photo-colorizer/five.png").exists());
+    assert_eq!(d.status("five"), None);
+    // A folder over the budget fails before anything of it is uploaded.
+    d.ok("mkdir inbox/head-swap/pair");
+    let (body, head) = (photo(&d, "body"), photo(&d, "head"));
+    d.ok(&format!(
+        "cp '{}' '{}' inbox/head-swap/pair/",
+        body.display(),
+        head.display()
+    ));
+    d.wait_status("pair", &["error"]);
+    let error = read(&d, "jobs/pair/error");
+    assert!(error.starts_with("over_budget: "), "{error}");
+    assert_eq!(d.count("upload"), 2);
+    assert_eq!(d.count("create"), 2);
     // Persisted: the next mount with the same budget still counts what was spent.
     let mut d = d;
     d.unmount();
