@@ -189,6 +189,7 @@ fn a_submission_over_the_budget_is_refused_at_close_and_stays_in_the_inbox() {
     assert_eq!(d.count("upload"), 2, "nothing of it was uploaded");
     assert!(d.log().contains("over the budget"), "{}", d.log());
     assert!(d.log().contains("by 10"), "{}", d.log());
+    assert!(read(&d, "activity.log").contains("over the budget"));
     assert!(read(&d, "credits").contains("budget: 60 credits; 60 spent"));
     // A hidden temp name renamed into place (rsync, editors) over the budget stays too.
     let five = photo(&d, "five");
@@ -239,6 +240,7 @@ fn a_job_refused_for_credits_waits_and_goes_on_after_a_top_up() {
     std::thread::sleep(Duration::from_millis(1000));
     assert_eq!(d.status("wait").as_deref(), Some("submitting"));
     assert!(d.log().contains("insufficient credits"), "{}", d.log());
+    assert!(read(&d, "activity.log").contains("insufficient credits"));
     d.mock.set_credits(1000);
     d.wait_status("wait", &["complete"]);
     wait_for(&d, "balance after the top-up", || {
@@ -274,6 +276,7 @@ fn presets_are_inbox_folders_that_change_with_the_config_file() {
     assert!(inbox.contains("upscale-4x\n"), "{inbox}");
     assert!(!inbox.contains("broken"), "{inbox}");
     assert!(d.log().contains("\"broken\""), "{}", d.log());
+    assert!(read(&d, "activity.log").contains("preset \"broken\""));
     drop_file(&d, "upscale-4x", &photo(&d, "pic"));
     d.wait_status("pic", &["complete"]);
     let body = std::fs::read_to_string(d.path("jobs/pic/request.json")).unwrap();
@@ -390,6 +393,7 @@ fn a_failed_step_stops_the_pipeline_in_the_later_steps_place() {
     );
     assert_eq!(d.count("create"), 1);
     assert!(d.log().contains("pipeline product-shot: stopped"));
+    assert!(read(&d, "activity.log").contains("pipeline product-shot: stopped"));
 }
 
 #[test]

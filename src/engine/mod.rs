@@ -374,7 +374,9 @@ impl Engine {
                         .unwrap_or_default(),
                     chain.preset
                 );
-                log::warn!("pipeline {}: stopped: {why}", chain.preset);
+                let line = format!("pipeline {}: stopped: {why}", chain.preset);
+                log::warn!("{line}");
+                self.registry.activity().note(&line);
                 for n in next..chain.steps.len() {
                     let Some(tool) = crate::api::catalog::tool(&chain.steps[n].tool) else {
                         continue;
@@ -1104,11 +1106,15 @@ impl Engine {
     /// again once the balance (read on the slow cadence) covers its price. Said in the log.
     async fn wait_for_credits(&self, id: JobId, job: &job::Job, message: &str) {
         let price = job.expected_credits.unwrap_or(0);
-        log::warn!(
-            "job {}: Magic Hour refused it for insufficient credits ({message}); it needs {price}              credits and waits until the balance covers it (checked every {} s); remove the job              to give up",
+        let line = format!(
+            "job {}: Magic Hour refused it for insufficient credits ({message}); it needs {price} \
+             credits and waits until the balance covers it (checked every {} s); remove the job \
+             to give up",
             job.name,
             self.cfg.credits.refresh_every.as_secs_f64()
         );
+        log::warn!("{line}");
+        self.registry.activity().note(&line);
         loop {
             let changed = self.cfg.credits.changed.notified();
             tokio::select! {

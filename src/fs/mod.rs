@@ -239,16 +239,22 @@ fn load_config(drive: &Drive, credits: &crate::engine::credits::Credits, path: &
     match presets::parse(&text) {
         Ok(config) => {
             for e in &config.errors {
-                log::warn!("config {}: {e}; left out", path.display());
+                let line = format!("config {}: {e}; left out", path.display());
+                log::warn!("{line}");
+                drive.registry().activity().note(&line);
             }
             drive.set_presets(config.presets);
             credits.set_budget(config.budget, false);
             log::info!("config {}: read", path.display());
         }
-        Err(e) => log::warn!(
-            "config {}: not valid JSON ({e}); the presets in force stay",
-            path.display()
-        ),
+        Err(e) => {
+            let line = format!(
+                "config {}: not valid JSON ({e}); the presets in force stay",
+                path.display()
+            );
+            log::warn!("{line}");
+            drive.registry().activity().note(&line);
+        }
     }
 }
 

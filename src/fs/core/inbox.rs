@@ -560,10 +560,12 @@ impl Drive {
         if !is_dir && !open {
             drop(inner);
             if let Some(why) = self.over_budget(&dst) {
-                log::warn!(
+                let line = format!(
                     "inbox/{}: not submitted, over the budget: {why}; the file stays in the inbox",
                     dst.display()
                 );
+                log::warn!("{line}");
+                self.registry.activity().note(&line);
                 return Ok(());
             }
             inner = self.lock();
