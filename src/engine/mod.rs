@@ -24,7 +24,9 @@ use std::time::{Duration, Instant};
 use crate::api::catalog::{Overrides, ProjectKind};
 use crate::api::retry::{Backoff, retry};
 use crate::api::{ApiError, Client};
-use job::{JobId, JobStatus, Next, Stage, apply_poll, poll_interval};
+use job::{
+    JobId, JobStatus, Next, RENDERS_KEPT, Stage, apply_poll, learned_poll_interval, typical_render,
+};
 use limiter::{Answer, Class, Limiter};
 use registry::Registry;
 
@@ -84,6 +86,10 @@ pub struct Engine {
     /// Events for projects not known yet (the event beat the create's answer): the job whose
     /// create returns that id then polls at once.
     early: Mutex<HashMap<String, Instant>>,
+    /// When each job's create was answered in this run (for the render times below).
+    created_at: Mutex<HashMap<JobId, Instant>>,
+    /// Each tool's recent create → complete times: polls wait for its typical time.
+    renders: Mutex<HashMap<String, std::collections::VecDeque<Duration>>>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -124,6 +130,8 @@ impl Engine {
             probed: Mutex::new(HashMap::new()),
             wakers: Mutex::new(HashMap::new()),
             early: Mutex::new(HashMap::new()),
+            created_at: Mutex::new(HashMap::new()),
+            renders: Mutex::new(HashMap::new()),
             runtime: tokio::runtime::Handle::current(),
         })
     }
@@ -244,6 +252,7 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id);
+        self.lock(&self.created_at).remove(&id);
         Ok(())
     }
 
@@ -409,7 +418,12 @@ impl Engine {
             }
             let step = match job.stage {
                 Stage::Staged => self.plan(id).await,
-                Stage::Uploading => self.upload(id).await,
+                Stage::Uploading => {
+                    let created = self.upload(id).await;
+                    // Just created: poll at once only while the tool's render time is unknown.
+                    first_poll = self.typical_render(&job.tool).is_none();
+                    created
+                }
                 Stage::Created => {
                     let polled = self.poll(id, first_poll).await;
                     first_poll = false;
@@ -641,6 +655,7 @@ impl Engine {
                         created.id,
                         created.credits_charged
                     );
+                    self.lock(&self.created_at).insert(id, Instant::now());
                     self.registry.update(id, |j| {
                         j.project_id = Some(created.id.clone());
                         j.stage = Stage::Created;
@@ -678,12 +693,46 @@ impl Engine {
         }
     }
 
-    /// How long a created job waits before its next poll.
-    fn next_poll(&self, id: JobId, kind: ProjectKind, waited: Duration) -> Duration {
+    /// How long a created job waits before its next poll: its tool's typical render time
+    /// once one was seen (counted from its create's answer in this run), else the documented
+    /// cadence.
+    fn next_poll(&self, id: JobId, kind: ProjectKind, tool: &str, waited: Duration) -> Duration {
         match self.cfg.safety_net {
             Some(net) if self.lock(&self.evented).contains(&id) => net,
-            _ => poll_interval(kind, waited, self.cfg.poll_base),
+            _ => {
+                let since_create = self.lock(&self.created_at).get(&id).map(Instant::elapsed);
+                let typical = since_create.and(self.typical_render(tool));
+                learned_poll_interval(
+                    kind,
+                    since_create.unwrap_or(waited),
+                    typical,
+                    self.cfg.poll_base,
+                )
+            }
         }
+    }
+
+    fn typical_render(&self, tool: &str) -> Option<Duration> {
+        let seen: Vec<Duration> = self
+            .lock(&self.renders)
+            .get(tool)?
+            .iter()
+            .copied()
+            .collect();
+        typical_render(&seen)
+    }
+
+    /// A job of `tool` created in this run was seen complete.
+    fn rendered(&self, id: JobId, tool: &str) {
+        let Some(at) = self.lock(&self.created_at).remove(&id) else {
+            return;
+        };
+        let mut renders = self.lock(&self.renders);
+        let seen = renders.entry(tool.to_string()).or_default();
+        if seen.len() == RENDERS_KEPT {
+            seen.pop_front();
+        }
+        seen.push_back(at.elapsed());
     }
 
     /// One poll, after the cadence's wait (none for the first poll of a task); downloads when
@@ -701,7 +750,7 @@ impl Engine {
         if !first && job.status != JobStatus::Downloading && !early {
             let wake = self.waker(id);
             tokio::select! {
-                _ = tokio::time::sleep(self.next_poll(id, kind, waited)) => {}
+                _ = tokio::time::sleep(self.next_poll(id, kind, &job.tool, waited)) => {}
                 _ = wake.notified() => {}
             }
         }
@@ -729,6 +778,13 @@ impl Engine {
         let mut next = Next::Poll;
         self.registry
             .update(id, |j| next = apply_poll(j, &project, &raw));
+        match project.status() {
+            crate::api::types::Status::Complete => self.rendered(id, &job.tool),
+            _ if next == Next::Stop => {
+                self.lock(&self.created_at).remove(&id);
+            }
+            _ => {}
+        }
         match next {
             Next::Download => self.download(id, kind, &pid, Instant::now()).await,
             Next::Poll | Next::Stop => Ok(()),
