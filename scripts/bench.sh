@@ -24,9 +24,14 @@ runs=${RUNS:-5}
 what=("$@")
 [ ${#what[@]} -gt 0 ] || what=(io load)
 [ "${what[*]}" != all ] || what=(io load batch one read write tree)
-cargo build --release --quiet
-bin=$(cargo metadata --format-version 1 --no-deps |
-  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/mhfs
+# MHFS_BIN=/path/to/mhfs measures that build instead (e.g. the one before a change).
+if [ -n "${MHFS_BIN:-}" ]; then
+  bin=$MHFS_BIN
+else
+  cargo build --release --quiet
+  bin=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/mhfs
+fi
 tmp=$(mktemp -d /var/tmp/mhfs-bench.XXXXXX)
 chmod 755 "$tmp"
 pids=()
@@ -153,12 +158,14 @@ clear_requests() { curl -fsS -X DELETE "$mock/_mock/requests" >/dev/null; }
 # USER (root directly; another user through runuser, so fusermount3 mounts, without
 # passthrough); sets $mnt and $mhfs_pid (the daemon's pid when root).
 mount_as() {
-  local user=$1 dir=$2 url=$3 run=()
+  local user=$1 dir=$2 url=$3 run=() as=()
   shift 3
   mkdir -p "$dir/mnt" "$dir/state"
   if [ "$user" != root ]; then
     chown -R "$user" "$dir"
     run=(runuser -u "$user" --)
+    # Without allow_other, only the user who mounted sees the mount (root neither).
+    as=(runuser -u "$user" --)
   fi
   "${run[@]}" "$bin" mount "$dir/mnt" --api-url "$url" --state-dir "$dir/state" "$@" \
     2>>"$dir/mhfs.log" &
@@ -166,7 +173,7 @@ mount_as() {
   pids=("$mhfs_pid" "${pids[@]}")
   mounts+=("$dir/mnt")
   mnt=$dir/mnt
-  until [ -e "$mnt/README.txt" ]; do sleep 0.01; done
+  until "${as[@]}" test -e "$mnt/README.txt"; do sleep 0.01; done
 }
 unmount() {
   umount "$mnt"

@@ -317,6 +317,13 @@ pub fn typical_render(seen: &[Duration]) -> Option<Duration> {
     sorted.get(sorted.len().saturating_sub(1) / 2).copied()
 }
 
+/// The render time a complete job tells of: it finished between the last poll that saw it
+/// unfinished and the poll that saw it complete (both counted from its create's answer), so
+/// the middle of the two. Taking the later one would teach the cadence its own lateness.
+pub fn render_seen(unfinished: Duration, complete: Duration) -> Duration {
+    unfinished + complete.saturating_sub(unfinished) / 2
+}
+
 /// Like `poll_interval`, for a job created `since_create` ago whose tool typically renders in
 /// `typical`: no poll before it is likely done, then polls a short gap apart (an eighth of the
 /// typical time, 0.25 s to the documented first interval) until twice the typical time, then
@@ -471,6 +478,14 @@ mod tests {
         assert_eq!(typical_render(&[s(4)]), Some(s(4)));
         assert_eq!(typical_render(&[s(9), s(4), s(5)]), Some(s(5)));
         assert_eq!(typical_render(&[s(4), s(60), s(5), s(4)]), Some(s(4)));
+    }
+
+    #[test]
+    fn a_render_is_seen_between_the_last_two_polls() {
+        let ms = Duration::from_millis;
+        assert_eq!(render_seen(ms(0), ms(40)), ms(20));
+        assert_eq!(render_seen(ms(3000), ms(6000)), ms(4500));
+        assert_eq!(render_seen(ms(3000), ms(3000)), ms(3000));
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //!
 //! - A rate that adapts: it grows while answers are good and halves on 429 or 5xx, between a
 //!   floor and a documented ceiling; a Retry-After pauses every request until it has passed.
+//!   Until the first busy answer it grows by a share of itself (a slow start, as TCP's), so a
+//!   large batch reaches the ceiling within about a second of good answers; after, by one.
 //! - Priorities: calls for jobs already created (polls, URL refreshes, deletes) go before new
 //!   creates, so in a large batch outputs start arriving at once. A create waits while a
 //!   priority call is waiting, but never more than `CREATE_MAX_DEFER`, so creates never starve.
@@ -22,6 +24,7 @@ pub const CEILING: f64 = 200.0;
 pub const FLOOR: f64 = 1.0;
 const START: f64 = 20.0;
 const CREATE_MAX_DEFER: Duration = Duration::from_secs(1);
+const SLOW_START_GROWTH: f64 = 0.05;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
@@ -47,6 +50,8 @@ struct Pace {
     rate: f64,
     next: Instant,
     paused_until: Option<Instant>,
+    /// No busy answer yet: the rate grows by `SLOW_START_GROWTH` of itself per good answer.
+    slow_start: bool,
 }
 
 pub struct Limiter {
@@ -77,6 +82,7 @@ impl Limiter {
                 rate: START.min(ceiling),
                 next: Instant::now(),
                 paused_until: None,
+                slow_start: true,
             }),
             ceiling,
             priority_waiting: AtomicUsize::new(0),
@@ -141,13 +147,19 @@ impl Limiter {
         let mut p = self.pace.lock().unwrap_or_else(|e| e.into_inner());
         match answer {
             Answer::Good => {
-                p.rate = (p.rate + 1.0).min(self.ceiling);
+                let step = if p.slow_start {
+                    p.rate * SLOW_START_GROWTH
+                } else {
+                    1.0
+                };
+                p.rate = (p.rate + step.max(1.0)).min(self.ceiling);
                 drop(p);
                 if self.failing.swap(false, Ordering::SeqCst) {
                     self.recovered.notify_waiters();
                 }
             }
             Answer::Busy(retry_after) => {
+                p.slow_start = false;
                 p.rate = (p.rate / 2.0).max(FLOOR);
                 if let Some(ra) = retry_after {
                     let until = Instant::now() + ra;
@@ -195,6 +207,18 @@ mod tests {
         }
         assert_eq!(l.rate(), FLOOR);
         assert!(start > FLOOR);
+        // After a busy answer the rate grows by one per good answer.
+        l.answered(Answer::Good);
+        assert_eq!(l.rate(), FLOOR + 1.0);
+    }
+
+    #[test]
+    fn a_slow_start_reaches_the_ceiling_within_about_fifty_answers() {
+        let l = Limiter::new(4, CEILING);
+        for _ in 0..50 {
+            l.answered(Answer::Good);
+        }
+        assert_eq!(l.rate(), CEILING);
     }
 
     #[tokio::test]

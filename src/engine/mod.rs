@@ -25,7 +25,8 @@ use crate::api::catalog::{Overrides, ProjectKind};
 use crate::api::retry::{Backoff, retry};
 use crate::api::{ApiError, Client};
 use job::{
-    JobId, JobStatus, Next, RENDERS_KEPT, Stage, apply_poll, learned_poll_interval, typical_render,
+    JobId, JobStatus, Next, RENDERS_KEPT, Stage, apply_poll, learned_poll_interval, render_seen,
+    typical_render,
 };
 use limiter::{Answer, Class, Limiter};
 use registry::Registry;
@@ -86,8 +87,9 @@ pub struct Engine {
     /// Events for projects not known yet (the event beat the create's answer): the job whose
     /// create returns that id then polls at once.
     early: Mutex<HashMap<String, Instant>>,
-    /// When each job's create was answered in this run (for the render times below).
-    created_at: Mutex<HashMap<JobId, Instant>>,
+    /// When each job's create was answered in this run, and how long after it a poll last
+    /// saw the job unfinished (for the render times below).
+    created_at: Mutex<HashMap<JobId, (Instant, Duration)>>,
     /// Each tool's recent create → complete times: polls wait for its typical time.
     renders: Mutex<HashMap<String, std::collections::VecDeque<Duration>>>,
     runtime: tokio::runtime::Handle,
@@ -655,7 +657,8 @@ impl Engine {
                         created.id,
                         created.credits_charged
                     );
-                    self.lock(&self.created_at).insert(id, Instant::now());
+                    self.lock(&self.created_at)
+                        .insert(id, (Instant::now(), Duration::ZERO));
                     self.registry.update(id, |j| {
                         j.project_id = Some(created.id.clone());
                         j.stage = Stage::Created;
@@ -700,7 +703,7 @@ impl Engine {
         match self.cfg.safety_net {
             Some(net) if self.lock(&self.evented).contains(&id) => net,
             _ => {
-                let since_create = self.lock(&self.created_at).get(&id).map(Instant::elapsed);
+                let since_create = self.lock(&self.created_at).get(&id).map(|c| c.0.elapsed());
                 let typical = since_create.and(self.typical_render(tool));
                 learned_poll_interval(
                     kind,
@@ -724,7 +727,7 @@ impl Engine {
 
     /// A job of `tool` created in this run was seen complete.
     fn rendered(&self, id: JobId, tool: &str) {
-        let Some(at) = self.lock(&self.created_at).remove(&id) else {
+        let Some((at, unfinished)) = self.lock(&self.created_at).remove(&id) else {
             return;
         };
         let mut renders = self.lock(&self.renders);
@@ -732,7 +735,7 @@ impl Engine {
         if seen.len() == RENDERS_KEPT {
             seen.pop_front();
         }
-        seen.push_back(at.elapsed());
+        seen.push_back(render_seen(unfinished, at.elapsed()));
     }
 
     /// One poll, after the cadence's wait (none for the first poll of a task); downloads when
@@ -783,7 +786,11 @@ impl Engine {
             _ if next == Next::Stop => {
                 self.lock(&self.created_at).remove(&id);
             }
-            _ => {}
+            _ => {
+                if let Some(c) = self.lock(&self.created_at).get_mut(&id) {
+                    c.1 = c.0.elapsed();
+                }
+            }
         }
         match next {
             Next::Download => self.download(id, kind, &pid, Instant::now()).await,
