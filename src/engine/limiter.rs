@@ -8,7 +8,8 @@
 //!   creates, so in a large batch outputs start arriving at once. A create waits while a
 //!   priority call is waiting, but never more than `CREATE_MAX_DEFER`, so creates never starve.
 //! - File transfers (uploads, downloads) have slots of their own: long transfers never hold up
-//!   polls.
+//!   polls. A download talks to storage alone (a signed URL), so the API's rate does not pace
+//!   it.
 //! - The API's health: when it answers again after failures, every job waiting out an outage
 //!   wakes at once instead of sleeping out its backoff.
 
@@ -32,8 +33,11 @@ pub enum Class {
     Priority,
     /// A create: new work, which bills.
     Create,
-    /// An upload or a download.
+    /// An upload (its URL is asked of the API), or a transfer that may refresh its URL.
     Transfer,
+    /// A transfer with storage alone (a download from its signed URL): a transfer slot, but
+    /// not counted against the API's rate.
+    Storage,
 }
 
 /// What an answer says about the API's load.
@@ -123,6 +127,12 @@ impl Limiter {
                 self.calls.acquire().await
             }
             Class::Transfer => self.transfers.acquire().await,
+            // Storage alone, not the API: a transfer slot, not paced against the API's rate.
+            Class::Storage => {
+                return Permit {
+                    _slot: self.transfers.acquire().await.expect("never closed"),
+                };
+            }
         };
         self.paced().await;
         Permit {

@@ -523,7 +523,7 @@ impl Engine {
                 let _permit = self.limiter.acquire(class).await;
                 op().await
             };
-            if class != Class::Transfer {
+            if !matches!(class, Class::Transfer | Class::Storage) {
                 self.answered(&result);
             }
             match result {
@@ -851,7 +851,7 @@ impl Engine {
                 }
                 let part = layout.partial_output(id, &out.name);
                 let result = {
-                    let _permit = self.limiter.acquire(Class::Transfer).await;
+                    let _permit = self.limiter.acquire(Class::Storage).await;
                     let mut url = out.url.clone();
                     if minted.elapsed() > FRESH_FOR || refused > 0 {
                         if let Err(e) = self.refresh(id, kind, pid).await {

@@ -292,7 +292,12 @@ impl Filesystem for Fuse {
                     .as_ref()
                     .and_then(|f| self.backing_id(ino.0, o.fh, f, &reply));
                 match id {
-                    Some(id) => reply.opened_passthrough(FileHandle(o.fh), open_flags(&o), &id),
+                    // The kernel reads the backing file through its own page cache; keeping
+                    // the FUSE inode's cache too makes every read of the open fail (EIO).
+                    Some(id) => {
+                        let flags = open_flags(&o) - FopenFlags::FOPEN_KEEP_CACHE;
+                        reply.opened_passthrough(FileHandle(o.fh), flags, &id)
+                    }
                     None => reply.opened(FileHandle(o.fh), open_flags(&o)),
                 }
             }
