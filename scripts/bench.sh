@@ -37,9 +37,10 @@ chmod 755 "$tmp"
 pids=()
 mounts=()
 cleanup() {
-  for m in "${mounts[@]}"; do umount "$m" 2>/dev/null || fusermount3 -u "$m" 2>/dev/null || true; done
+  for m in "${mounts[@]}"; do ! mountpoint -q "$m" || umount -l "$m" || true; done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
+  # Never through a mount left behind: rm -r in jobs/ deletes jobs.
+  rm -rf --one-file-system "$tmp"
 }
 trap cleanup EXIT
 
@@ -176,7 +177,10 @@ mount_as() {
   until "${as[@]}" test -e "$mnt/README.txt"; do sleep 0.01; done
 }
 unmount() {
-  umount "$mnt"
+  # A moment after a burst of work the kernel may still call it busy.
+  local i
+  for i in $(seq 50); do umount "$mnt" 2>/dev/null && break; sleep 0.1; done
+  ! mountpoint -q "$mnt" || umount -l "$mnt"
   wait "$mhfs_pid" 2>/dev/null || true
 }
 
