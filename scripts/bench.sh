@@ -122,16 +122,16 @@ load() {
 min() { echo "if ($1 < $2) $1 else $2" | bc -l; }
 # a field of a JSON line on stdin
 jget() { python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }
-# pair A B: runs the commands A and B alternately, $runs times each, running $before (if set)
+# pair A B: runs the commands A and B (each in a subshell) alternately, $runs times each, running $before (if set)
 # before each; sets $a and $b to the best seconds of each.
 pair() {
   local t0 t
   a=999999 b=999999
   for _ in $(seq "$runs"); do
     eval "${before:-:}"
-    t0=$(now); eval "$1" >/dev/null 2>&1; t=$(secs "$t0"); a=$(min "$a" "$t")
+    t0=$(now); (eval "$1") >/dev/null 2>&1; t=$(secs "$t0"); a=$(min "$a" "$t")
     eval "${before:-:}"
-    t0=$(now); eval "$2" >/dev/null 2>&1; t=$(secs "$t0"); b=$(min "$b" "$t")
+    t0=$(now); (eval "$2") >/dev/null 2>&1; t=$(secs "$t0"); b=$(min "$b" "$t")
   done
 }
 header() {
