@@ -146,9 +146,8 @@ impl Filesystem for Fuse {
             .add_capabilities(InitFlags::FUSE_ATOMIC_O_TRUNC | InitFlags::FUSE_AUTO_INVAL_DATA);
         let _ = config.set_max_background(64);
         // The largest reads and writes the kernel allows: readahead can only be lowered from
-        // what the kernel offers (its bdi's, 128 KiB by default), so ask for all of it; writes
-        // are capped by max_pages (fuser derives it from max_write; the kernel clamps it to
-        // max_pages_limit).
+        // what the kernel offers, so ask for all of it; writes are capped by max_pages (fuser
+        // derives it from its 16 MiB max_write; the kernel clamps it to max_pages_limit).
         let readahead = match config.set_max_readahead(u32::MAX) {
             Ok(_) => u32::MAX,
             Err(max) => config.set_max_readahead(max).map_or(0, |_| max),
