@@ -1,24 +1,46 @@
 #!/usr/bin/env bash
 # Benchmarks through a real mount, each as a ratio against its peer measured in the same run
-# (machines are shared and noisy: compare ratios, not seconds). Prints Markdown tables;
-# BENCHMARKS.md records results. Needs root (or fusermount3) and bc.
-#   scripts/bench.sh [io] [load]     (default: both)
+# (machines are shared and noisy: compare ratios, not seconds; each figure is the best of RUNS,
+# the two sides alternating). Prints Markdown table rows; BENCHMARKS.md records results.
+# Runs as root (it mounts as root and, through fusermount3, as a normal user; it drops caches).
+#   scripts/bench.sh [MODE...]            (default: io load)
 #   SIZE_MIB=512 RUNS=5 scripts/bench.sh io
-# io:   writing into the inbox, reading an output, ls -l of 200 jobs, each vs the local disk.
-# load: ls -l of jobs/ while 200 jobs are submitted and polled, vs the same listing when idle.
+# io:     writing into the inbox, reading an output, ls -l of 200 jobs, each vs the local disk.
+# load:   ls -l of jobs/ while 200 jobs are submitted and polled, vs the same listing when idle.
+# batch:  (1) JOBS=1000 prompts, mock --render-time 0: first drop -> all complete, vs the official
+#         Python SDK's generate() in a pool of 8 threads against the same mock.
+# one:    (2) one image job rendering 4 s: drop -> output, vs SDK generate(), and requests each.
+# read:   (3, 4) cat of a READ_MIB=1024 output through the mount as a normal user (no
+#         passthrough) and as root (passthrough), warm and cold page cache, vs cat of the file.
+# write:  (5) cp of READ_MIB into the inbox vs cp into a local folder.
+# tree:   (6-9) TREE_JOBS=10000 jobs: ls -l jobs/ and find jobs -name status | xargs cat after
+#         the kernel's 1 s cache expired, vs the same tree copied to local disk; daemon RSS per
+#         job; mount -> first listing of jobs/ with them in the state directory.
+# all:    every mode above.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size=${SIZE_MIB:-512}
 runs=${RUNS:-5}
 what=("$@")
 [ ${#what[@]} -gt 0 ] || what=(io load)
-cargo build --release --quiet
-bin=$PWD/target/release/mhfs
-tmp=$(mktemp -d)
+[ "${what[*]}" != all ] || what=(io load batch one read write tree)
+# MHFS_BIN=/path/to/mhfs measures that build instead (e.g. the one before a change).
+if [ -n "${MHFS_BIN:-}" ]; then
+  bin=$MHFS_BIN
+else
+  cargo build --release --quiet
+  bin=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')/release/mhfs
+fi
+tmp=$(mktemp -d /var/tmp/mhfs-bench.XXXXXX)
+chmod 755 "$tmp"
 pids=()
+mounts=()
 cleanup() {
+  for m in "${mounts[@]}"; do ! mountpoint -q "$m" || umount -l "$m" || true; done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-  rm -rf "$tmp"
+  # Never through a mount left behind: rm -r in jobs/ deletes jobs.
+  rm -rf --one-file-system "$tmp"
 }
 trap cleanup EXIT
 
@@ -94,4 +116,244 @@ load() {
     "$active" "$idle" "$busy" "$(ratio "$busy" "$idle")"
 }
 
-for w in "${what[@]}"; do "$w"; echo; done
+# ---- helpers of the modes below ----
+
+# the best of two values
+min() { echo "if ($1 < $2) $1 else $2" | bc -l; }
+# a field of a JSON line on stdin
+jget() { python3 -c "import json, sys; print(json.load(sys.stdin)$1)"; }
+# pair A B: runs the commands A and B (each in a subshell) alternately, $runs times each, running $before (if set)
+# before each; sets $a and $b to the best seconds of each.
+pair() {
+  local t0 t
+  a=999999 b=999999
+  for _ in $(seq "$runs"); do
+    eval "${before:-:}"
+    t0=$(now); (eval "$1") >/dev/null 2>&1; t=$(secs "$t0"); a=$(min "$a" "$t")
+    eval "${before:-:}"
+    t0=$(now); (eval "$2") >/dev/null 2>&1; t=$(secs "$t0"); b=$(min "$b" "$t")
+  done
+}
+header() {
+  echo "| what | $1 (s) | mhfs (s) | mhfs / $1 | N |"
+  echo "|---|---|---|---|---|"
+}
+# row WHAT PEER_SECONDS MHFS_SECONDS [N]
+row() {
+  printf '| %s | %.3f | %.3f | %s | %s |\n' "$1" "$2" "$3" "$(ratio "$3" "$2")" "${4:-$runs}"
+}
+
+# start_mock NAME RENDER_TIME: a mock of its own; sets $mock to its URL
+start_mock() {
+  mkdir -p "$tmp/$1"
+  "$bin" mock --listen 127.0.0.1:0 --render-time "$2" >"$tmp/$1/mock.url" 2>"$tmp/$1/mock.log" &
+  pids+=($!)
+  until [ -s "$tmp/$1/mock.url" ]; do sleep 0.05; done
+  mock=$(cat "$tmp/$1/mock.url")
+}
+# requests the mock answered since the last clear_requests
+requests() { curl -fsS "$mock/_mock/requests" | jget '["requests"].__len__()'; }
+clear_requests() { curl -fsS -X DELETE "$mock/_mock/requests" >/dev/null; }
+
+# mount_as USER DIR URL [OPTION...]: mounts DIR/mnt (state in DIR/state) on the mock at URL as
+# USER (root directly; another user through runuser, so fusermount3 mounts, without
+# passthrough); sets $mnt and $mhfs_pid (the daemon's pid when root).
+mount_as() {
+  local user=$1 dir=$2 url=$3 run=() as=()
+  shift 3
+  mkdir -p "$dir/mnt" "$dir/state"
+  if [ "$user" != root ]; then
+    chown -R "$user" "$dir"
+    run=(runuser -u "$user" --)
+    # Without allow_other, only the user who mounted sees the mount (root neither).
+    as=(runuser -u "$user" --)
+  fi
+  "${run[@]}" "$bin" mount "$dir/mnt" --api-url "$url" --state-dir "$dir/state" "$@" \
+    2>>"$dir/mhfs.log" &
+  mhfs_pid=$!
+  pids=("$mhfs_pid" "${pids[@]}")
+  mounts+=("$dir/mnt")
+  mnt=$dir/mnt
+  until "${as[@]}" test -e "$mnt/README.txt"; do sleep 0.01; done
+}
+unmount() {
+  # A moment after a burst of work the kernel may still call it busy.
+  local i
+  for i in $(seq 50); do umount "$mnt" 2>/dev/null && break; sleep 0.1; done
+  ! mountpoint -q "$mnt" || umount -l "$mnt"
+  wait "$mhfs_pid" 2>/dev/null || true
+}
+
+# A normal user for the mounts without passthrough. Distributions ship /dev/fuse 0666 (fuse3
+# makes fusermount3 setuid root); a container may not: make it so.
+bench_user() {
+  id mhfsbench >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin mhfsbench
+  [ "$(stat -c %a /dev/fuse)" = 666 ] || chmod 0666 /dev/fuse
+  command -v fusermount3 >/dev/null || { echo "bench.sh: install fuse3 (fusermount3)" >&2; exit 1; }
+}
+drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+
+sdk_python() {
+  scripts/sdk-venv.sh
+  echo "$PWD/target/sdk-venv/bin/python"
+}
+
+# ---- (1) a batch of prompt jobs vs the SDK ----
+batch() {
+  local n=${JOBS:-1000} py r out sdk_best=999999 mhfs_best=999999 first_best=999999 sdk_first=999999
+  local n_runs=${BATCH_RUNS:-3} req_m req_s
+  py=$(sdk_python)
+  start_mock batch 0
+  for r in $(seq "$n_runs"); do
+    # mhfs: a fresh mount (nothing learned yet), drop N prompts, wait until all are complete.
+    clear_requests
+    mount_as root "$tmp/batch/m$r" "$mock"
+    out=$(python3 scripts/bench-jobs.py mhfs-batch "$mnt" "$n" "p$r")
+    req_m=$(requests)
+    unmount
+    mhfs_best=$(min "$mhfs_best" "$(jget '["total"]' <<<"$out")")
+    first_best=$(min "$first_best" "$(jget '["first"]' <<<"$out")")
+    # The SDK: generate() in 8 threads.
+    clear_requests
+    out=$("$py" scripts/bench-jobs.py sdk-batch "$mock" "$n" "$tmp/batch/sdk$r")
+    req_s=$(requests)
+    sdk_best=$(min "$sdk_best" "$(jget '["total"]' <<<"$out")")
+    sdk_first=$(min "$sdk_first" "$(jget '["first"]' <<<"$out")")
+  done
+  header "SDK"
+  row "(1) $n prompt jobs, render 0: first drop → all complete (requests: SDK $req_s, mhfs $req_m)" \
+    "$sdk_best" "$mhfs_best" "$n_runs"
+  row "(1) the same: first output" "$sdk_first" "$first_best" "$n_runs"
+}
+
+# ---- (2) one image job rendering 4 s vs the SDK ----
+one() {
+  local py r out sdk_best=999999 mhfs_best=999999 cold_m cold_s req_m req_s
+  py=$(sdk_python)
+  start_mock one 4
+  mount_as root "$tmp/one/m" "$mock"
+  # Round 0 is the first job of the mount (nothing learned of the tool yet): shown apart.
+  for r in $(seq 0 "$runs"); do
+    clear_requests
+    out=$(python3 scripts/bench-jobs.py mhfs-one "$mnt" "o$r")
+    [ "$r" = 0 ] && cold_m=$(jget '["total"]' <<<"$out") ||
+      mhfs_best=$(min "$mhfs_best" "$(jget '["total"]' <<<"$out")")
+    req_m=$(requests)
+    clear_requests
+    out=$("$py" scripts/bench-jobs.py sdk-one "$mock" "$tmp/one/sdk$r")
+    [ "$r" = 0 ] && cold_s=$(jget '["total"]' <<<"$out") ||
+      sdk_best=$(min "$sdk_best" "$(jget '["total"]' <<<"$out")")
+    req_s=$(requests)
+  done
+  unmount
+  header "SDK"
+  row "(2) one image job, render 4 s: drop → output (requests: SDK $req_s, mhfs $req_m)" \
+    "$sdk_best" "$mhfs_best"
+  row "(2) the same, the mount's first job of the tool" "$cold_s" "$cold_m" 1
+}
+
+# ---- (3, 4) reading a big output, (5) writing into the inbox ----
+# big_output USER: a READ_MIB output in a mount of USER; sets $out (the file in the state dir)
+big_output() {
+  local mib=${READ_MIB:-1024}
+  mkdir -p "$tmp/big"
+  [ -e "$tmp/big/big.mp4" ] || head -c $((mib << 20)) /dev/urandom >"$tmp/big/big.mp4"
+  chmod 644 "$tmp/big/big.mp4"
+  [ -n "${mock_big:-}" ] || { start_mock bigmock 0; mock_big=$mock; }
+  mount_as "$1" "$tmp/big/$1" "$mock_big"
+  local as=()
+  [ "$1" = root ] || as=(runuser -u "$1" --)
+  "${as[@]}" cp "$tmp/big/big.mp4" "$mnt/inbox/ai-video-upscaler/"
+  until [ "$("${as[@]}" cat "$mnt/jobs/big/status" 2>/dev/null)" = complete ]; do sleep 0.2; done
+  out=$(find "$tmp/big/$1/state/jobs" -name output.mp4)
+}
+
+read_mode() {
+  local mib=${READ_MIB:-1024} user as
+  bench_user
+  header "cat of the local file"
+  for user in mhfsbench root; do
+    big_output "$user"
+    as=""
+    [ "$user" = root ] || as="runuser -u $user --"
+    local how="as a normal user (no passthrough)"
+    [ "$user" != root ] || how="as root (passthrough)"
+    before=drop_caches
+    pair "$as cat $out" "$as cat $mnt/jobs/big/output.mp4"
+    row "(4) cat of a $mib MiB output, cold cache, $how" "$a" "$b"
+    before="$as cat $out $mnt/jobs/big/output.mp4 >/dev/null"
+    pair "$as cat $out" "$as cat $mnt/jobs/big/output.mp4"
+    row "(3) cat of a $mib MiB output, warm cache, $how" "$a" "$b"
+    before=""
+    unmount
+  done
+}
+
+write_mode() {
+  local mib=${READ_MIB:-1024}
+  big_output root
+  mkdir -p "$tmp/big/local"
+  # A hidden name: an ordinary scratch file of the inbox (never submitted), so only the
+  # copy is measured.
+  before="rm -f $tmp/big/local/cp.mp4 $mnt/inbox/ai-video-upscaler/.cp.mp4"
+  pair "cp $tmp/big/big.mp4 $tmp/big/local/cp.mp4" "cp $tmp/big/big.mp4 $mnt/inbox/ai-video-upscaler/.cp.mp4"
+  before=""
+  header "local disk"
+  row "(5) cp of $mib MiB into the inbox vs into a local folder" "$a" "$b"
+  unmount
+}
+
+# ---- (6-9) a tree of many jobs ----
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+tree() {
+  local n=${TREE_JOBS:-10000} empty_rss rss t0 m_best=999999 e_best=999999 r
+  start_mock tree 0
+  # An empty mount: the baseline of memory and of mount time.
+  mount_as root "$tmp/tree/empty" "$mock"
+  ls "$mnt/jobs" >/dev/null
+  empty_rss=$(rss_kib "$mhfs_pid")
+  unmount
+  # Seeding: N prompts dropped into the inbox, rendered by the mock at once.
+  mount_as root "$tmp/tree/m" "$mock"
+  python3 scripts/bench-jobs.py mhfs-batch "$mnt" "$n" t >/dev/null
+  mkdir -p "$tmp/tree/local"
+  cp -r "$mnt/jobs" "$tmp/tree/local/jobs"
+  unmount
+  # (9) mount -> the first listing of jobs/ that shows them, vs the same with no jobs.
+  for r in $(seq "$runs"); do
+    t0=$(now)
+    mount_as root "$tmp/tree/empty" "$mock"
+    ls "$mnt/jobs" >/dev/null
+    e_best=$(min "$e_best" "$(secs "$t0")")
+    unmount
+    t0=$(now)
+    mount_as root "$tmp/tree/m" "$mock"
+    until [ "$(ls "$mnt/jobs" | wc -l)" -ge "$n" ]; do :; done
+    m_best=$(min "$m_best" "$(secs "$t0")")
+    [ "$r" = "$runs" ] || unmount
+  done
+  # (6, 7) after the kernel's 1 s cache of the listing and attributes expired.
+  before="sleep 1.1"
+  pair "ls -l $tmp/tree/local/jobs" "ls -l $mnt/jobs"
+  local ls_local=$a ls_mhfs=$b
+  pair "cd $tmp/tree/local && find jobs -name status | xargs cat" "cd $mnt && find jobs -name status | xargs cat"
+  before=""
+  rss=$(rss_kib "$mhfs_pid")
+  unmount
+  header "peer"
+  row "(6) ls -l jobs/ of $n jobs, cache expired, vs the same tree on local disk" "$ls_local" "$ls_mhfs"
+  row "(7) find jobs -name status | xargs cat, $n jobs, vs local disk" "$a" "$b"
+  row "(9) mount → jobs/ lists $n jobs, vs mount → jobs/ lists with none" "$e_best" "$m_best"
+  printf '| (8) daemon RSS: %s KiB with %s jobs, %s KiB with none: %s KiB per job | | | | 1 |\n' \
+    "$rss" "$n" "$empty_rss" "$(echo "scale=2; ($rss - $empty_rss) / $n" | bc -l)"
+}
+
+for w in "${what[@]}"; do
+  case $w in
+    io | load | batch | one | tree) "$w" ;;
+    read | write) "${w}_mode" ;;
+    *) echo "bench.sh: no mode $w" >&2; exit 2 ;;
+  esac
+  echo
+done

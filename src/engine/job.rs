@@ -415,6 +415,48 @@ pub fn poll_interval(kind: ProjectKind, waited: Duration, base: Option<Duration>
         .min(Duration::from_secs(30).max(first))
 }
 
+/// How many recent render times of a tool its typical time is taken from.
+pub const RENDERS_KEPT: usize = 8;
+
+/// A tool's typical render time, from the recent create → complete times seen for it (each
+/// seen at a poll, so at most one poll gap late): their median, robust to the odd long job.
+/// `None` until one was seen.
+pub fn typical_render(seen: &[Duration]) -> Option<Duration> {
+    let mut sorted = seen.to_vec();
+    sorted.sort();
+    sorted.get(sorted.len().saturating_sub(1) / 2).copied()
+}
+
+/// The render time a complete job tells of: it finished between the last poll that saw it
+/// unfinished and the poll that saw it complete (both counted from its create's answer), so
+/// the middle of the two. Taking the later one would teach the cadence its own lateness.
+pub fn render_seen(unfinished: Duration, complete: Duration) -> Duration {
+    unfinished + complete.saturating_sub(unfinished) / 2
+}
+
+/// Like `poll_interval`, for a job created `since_create` ago whose tool typically renders in
+/// `typical`: no poll before it is likely done, then polls a short gap apart (an eighth of the
+/// typical time, 0.25 s to the documented first interval) until twice the typical time, then
+/// the documented cadence. Without a typical time, or with `base` set, `poll_interval`.
+pub fn learned_poll_interval(
+    kind: ProjectKind,
+    since_create: Duration,
+    typical: Option<Duration>,
+    base: Option<Duration>,
+) -> Duration {
+    let documented = poll_interval(kind, since_create, base);
+    let Some(typical) = typical.filter(|_| base.is_none()) else {
+        return documented;
+    };
+    if since_create < typical {
+        return typical - since_create;
+    }
+    if since_create < typical * 2 + Duration::from_secs(1) {
+        return (typical / 8).clamp(Duration::from_millis(250), documented);
+    }
+    documented
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -536,6 +578,59 @@ mod tests {
         assert_eq!(
             output_name(ProjectKind::FaceDetection, "https://v/a/0-1.png", Some(2)),
             "face-2.png"
+        );
+    }
+
+    #[test]
+    fn the_typical_render_is_the_median_of_those_seen() {
+        let s = Duration::from_secs;
+        assert_eq!(typical_render(&[]), None);
+        assert_eq!(typical_render(&[s(4)]), Some(s(4)));
+        assert_eq!(typical_render(&[s(9), s(4), s(5)]), Some(s(5)));
+        assert_eq!(typical_render(&[s(4), s(60), s(5), s(4)]), Some(s(4)));
+    }
+
+    #[test]
+    fn a_render_is_seen_between_the_last_two_polls() {
+        let ms = Duration::from_millis;
+        assert_eq!(render_seen(ms(0), ms(40)), ms(20));
+        assert_eq!(render_seen(ms(3000), ms(6000)), ms(4500));
+        assert_eq!(render_seen(ms(3000), ms(3000)), ms(3000));
+    }
+
+    #[test]
+    fn a_learned_cadence_waits_for_the_typical_time_then_polls_closely() {
+        let ms = Duration::from_millis;
+        let img = ProjectKind::Image;
+        // Nothing learned, or an explicit base: the documented cadence.
+        assert_eq!(learned_poll_interval(img, ms(0), None, None), ms(3000));
+        assert_eq!(
+            learned_poll_interval(img, ms(0), Some(ms(4000)), Some(ms(100))),
+            ms(100)
+        );
+        // Before the typical time: wait until it.
+        assert_eq!(
+            learned_poll_interval(img, ms(100), Some(ms(4000)), None),
+            ms(3900)
+        );
+        // Past it: an eighth of it, at least 0.25 s, at most the documented interval.
+        assert_eq!(
+            learned_poll_interval(img, ms(4000), Some(ms(4000)), None),
+            ms(500)
+        );
+        assert_eq!(
+            learned_poll_interval(img, ms(10), Some(ms(0)), None),
+            ms(250)
+        );
+        let video = ProjectKind::Video;
+        assert_eq!(
+            learned_poll_interval(video, ms(120_000), Some(ms(100_000)), None),
+            poll_interval(video, ms(120_000), None).min(ms(12_500))
+        );
+        // Long past twice the typical time: the documented cadence again.
+        assert_eq!(
+            learned_poll_interval(img, ms(20_000), Some(ms(4000)), None),
+            ms(3000)
         );
     }
 

@@ -1,15 +1,18 @@
 //! How fast the drive talks to the API, shaped by the API's own answers.
 //!
-//! - A rate that adapts: it grows by one request a second per good answer and shrinks by 30 %
-//!   (at most once a second, so a burst of failures counts once) when the API says it is
-//!   overloaded (429, 502, 503, 504), between a floor and a documented ceiling; a Retry-After
-//!   pauses every request until it has passed. A 500 is a server bug, not load: it is retried
-//!   but does not slow the rest.
+//! - A rate that adapts: until the first busy answer it grows by a share of itself per good
+//!   answer (a slow start, as TCP's), so a large batch reaches the ceiling within about a second
+//!   of good answers; after, by one request a second per good answer. It shrinks by 30 % (at
+//!   most once a second, so a burst of failures counts once) when the API says it is overloaded
+//!   (429, 502, 503, 504), between a floor and a documented ceiling; a Retry-After pauses every
+//!   request until it has passed. A 500 is a server bug, not load: it is retried but does not
+//!   slow the rest.
 //! - Priorities: calls for jobs already created (polls, URL refreshes, deletes) go before new
 //!   creates, so in a large batch outputs start arriving at once. A create waits while a
 //!   priority call is waiting, but never more than `CREATE_MAX_DEFER`, so creates never starve.
 //! - File transfers (uploads, downloads) have slots of their own: long transfers never hold up
-//!   polls.
+//!   polls. A download talks to storage alone (a signed URL), so the API's rate does not pace
+//!   it.
 //! - The API's health: when it answers again after failures, every job waiting out an outage
 //!   wakes at once instead of sleeping out its backoff.
 
@@ -27,6 +30,7 @@ const START: f64 = 20.0;
 const CREATE_MAX_DEFER: Duration = Duration::from_secs(1);
 /// During an outage, how often one waiting request tries the API.
 const PROBE_EVERY: Duration = Duration::from_secs(2);
+const SLOW_START_GROWTH: f64 = 0.05;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
@@ -34,8 +38,11 @@ pub enum Class {
     Priority,
     /// A create: new work, which bills.
     Create,
-    /// An upload or a download.
+    /// An upload (its URL is asked of the API), or a transfer that may refresh its URL.
     Transfer,
+    /// A transfer with storage alone (a download from its signed URL): a transfer slot, but
+    /// not counted against the API's rate.
+    Storage,
 }
 
 /// What an answer says about the API's load.
@@ -55,6 +62,8 @@ struct Pace {
     next: Instant,
     paused_until: Option<Instant>,
     last_decrease: Option<Instant>,
+    /// No busy answer yet: the rate grows by `SLOW_START_GROWTH` of itself per good answer.
+    slow_start: bool,
 }
 
 const DECREASE: f64 = 0.7;
@@ -108,6 +117,7 @@ impl Limiter {
                 next: Instant::now(),
                 paused_until: None,
                 last_decrease: None,
+                slow_start: true,
             }),
             ceiling,
             priority_waiting: AtomicUsize::new(0),
@@ -148,6 +158,12 @@ impl Limiter {
                 self.calls.acquire().await
             }
             Class::Transfer => self.transfers.acquire().await,
+            // Storage alone, not the API: a transfer slot, not paced against the API's rate.
+            Class::Storage => {
+                return Permit {
+                    _slot: self.transfers.acquire().await.expect("never closed"),
+                };
+            }
         };
         self.paced().await;
         Permit {
@@ -172,7 +188,12 @@ impl Limiter {
         let mut p = self.pace.lock().unwrap_or_else(|e| e.into_inner());
         match answer {
             Answer::Good => {
-                p.rate = (p.rate + 1.0).min(self.ceiling);
+                let step = if p.slow_start {
+                    p.rate * SLOW_START_GROWTH
+                } else {
+                    1.0
+                };
+                p.rate = (p.rate + step.max(1.0)).min(self.ceiling);
                 drop(p);
                 if self.failing.swap(false, Ordering::SeqCst) {
                     self.recovered.notify_waiters();
@@ -180,6 +201,7 @@ impl Limiter {
             }
             Answer::Busy(retry_after) => {
                 let now = Instant::now();
+                p.slow_start = false;
                 if p.last_decrease.is_none_or(|t| now - t >= DECREASE_EVERY) {
                     p.rate = (p.rate * DECREASE).max(FLOOR);
                     p.last_decrease = Some(now);
@@ -266,6 +288,18 @@ mod tests {
         }
         assert_eq!(l.rate(), FLOOR);
         assert!(start > FLOOR);
+        // After a busy answer the rate grows by one per good answer.
+        l.answered(Answer::Good);
+        assert_eq!(l.rate(), FLOOR + 1.0);
+    }
+
+    #[test]
+    fn a_slow_start_reaches_the_ceiling_within_about_fifty_answers() {
+        let l = Limiter::new(4, CEILING);
+        for _ in 0..50 {
+            l.answered(Answer::Good);
+        }
+        assert_eq!(l.rate(), CEILING);
     }
 
     #[tokio::test]

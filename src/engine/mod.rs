@@ -26,7 +26,10 @@ use std::time::{Duration, Instant};
 use crate::api::catalog::{Overrides, ProjectKind};
 use crate::api::retry::{Backoff, retry};
 use crate::api::{ApiError, Client};
-use job::{JobId, JobStatus, Next, Stage, apply_poll, poll_interval};
+use job::{
+    JobId, JobStatus, Next, RENDERS_KEPT, Stage, apply_poll, learned_poll_interval, render_seen,
+    typical_render,
+};
 use limiter::{Answer, Class, Limiter};
 use registry::Registry;
 
@@ -89,6 +92,11 @@ pub struct Engine {
     /// Events for projects not known yet (the event beat the create's answer): the job whose
     /// create returns that id then polls at once.
     early: Mutex<HashMap<String, Instant>>,
+    /// When each job's create was answered in this run, and how long after it a poll last
+    /// saw the job unfinished (for the render times below).
+    created_at: Mutex<HashMap<JobId, (Instant, Duration)>>,
+    /// Each tool's recent create → complete times: polls wait for its typical time.
+    renders: Mutex<HashMap<String, std::collections::VecDeque<Duration>>>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -129,6 +137,8 @@ impl Engine {
             probed: Mutex::new(HashMap::new()),
             wakers: Mutex::new(HashMap::new()),
             early: Mutex::new(HashMap::new()),
+            created_at: Mutex::new(HashMap::new()),
+            renders: Mutex::new(HashMap::new()),
             runtime: tokio::runtime::Handle::current(),
         })
     }
@@ -253,6 +263,7 @@ impl Engine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&id);
+        self.lock(&self.created_at).remove(&id);
         Ok(())
     }
 
@@ -579,7 +590,12 @@ impl Engine {
             }
             let step = match job.stage {
                 Stage::Staged => self.plan(id).await,
-                Stage::Uploading => self.upload(id).await,
+                Stage::Uploading => {
+                    let created = self.upload(id).await;
+                    // Just created: poll at once only while the tool's render time is unknown.
+                    first_poll = self.typical_render(&job.tool).is_none();
+                    created
+                }
                 Stage::Created => {
                     let polled = self.poll(id, first_poll).await;
                     first_poll = false;
@@ -689,7 +705,7 @@ impl Engine {
                 let _permit = self.limiter.acquire(class).await;
                 op().await
             };
-            if class != Class::Transfer {
+            if !matches!(class, Class::Transfer | Class::Storage) {
                 self.answered(&result);
             }
             match result {
@@ -1016,6 +1032,8 @@ impl Engine {
                     );
                     let expected = job.expected_credits.unwrap_or(created.credits_charged);
                     self.cfg.credits.created(expected, created.credits_charged);
+                    self.lock(&self.created_at)
+                        .insert(id, (Instant::now(), Duration::ZERO));
                     self.registry.update(id, |j| {
                         j.project_id = Some(created.id.clone());
                         j.stage = Stage::Created;
@@ -1142,12 +1160,46 @@ impl Engine {
         }
     }
 
-    /// How long a created job waits before its next poll.
-    fn next_poll(&self, id: JobId, kind: ProjectKind, waited: Duration) -> Duration {
+    /// How long a created job waits before its next poll: its tool's typical render time
+    /// once one was seen (counted from its create's answer in this run), else the documented
+    /// cadence.
+    fn next_poll(&self, id: JobId, kind: ProjectKind, tool: &str, waited: Duration) -> Duration {
         match self.cfg.safety_net {
             Some(net) if self.lock(&self.evented).contains(&id) => net,
-            _ => poll_interval(kind, waited, self.cfg.poll_base),
+            _ => {
+                let since_create = self.lock(&self.created_at).get(&id).map(|c| c.0.elapsed());
+                let typical = since_create.and(self.typical_render(tool));
+                learned_poll_interval(
+                    kind,
+                    since_create.unwrap_or(waited),
+                    typical,
+                    self.cfg.poll_base,
+                )
+            }
         }
+    }
+
+    fn typical_render(&self, tool: &str) -> Option<Duration> {
+        let seen: Vec<Duration> = self
+            .lock(&self.renders)
+            .get(tool)?
+            .iter()
+            .copied()
+            .collect();
+        typical_render(&seen)
+    }
+
+    /// A job of `tool` created in this run was seen complete.
+    fn rendered(&self, id: JobId, tool: &str) {
+        let Some((at, unfinished)) = self.lock(&self.created_at).remove(&id) else {
+            return;
+        };
+        let mut renders = self.lock(&self.renders);
+        let seen = renders.entry(tool.to_string()).or_default();
+        if seen.len() == RENDERS_KEPT {
+            seen.pop_front();
+        }
+        seen.push_back(render_seen(unfinished, at.elapsed()));
     }
 
     /// One poll, after the cadence's wait (none for the first poll of a task); downloads when
@@ -1165,7 +1217,7 @@ impl Engine {
         if !first && job.status != JobStatus::Downloading && !early {
             let wake = self.waker(id);
             tokio::select! {
-                _ = tokio::time::sleep(self.next_poll(id, kind, waited)) => {}
+                _ = tokio::time::sleep(self.next_poll(id, kind, &job.tool, waited)) => {}
                 _ = wake.notified() => {}
             }
         }
@@ -1188,14 +1240,28 @@ impl Engine {
             // next turn (waited here: a downloading job's next poll does not wait).
             Err(e) => {
                 log::warn!("job {}: poll failed: {e}", job.name);
-                tokio::time::sleep(self.next_poll(id, kind, waited).max(Duration::from_secs(1)))
-                    .await;
+                tokio::time::sleep(
+                    self.next_poll(id, kind, &job.tool, waited)
+                        .max(Duration::from_secs(1)),
+                )
+                .await;
                 return Ok(());
             }
         };
         let mut next = Next::Poll;
         self.registry
             .update(id, |j| next = apply_poll(j, &project, &raw));
+        match project.status() {
+            crate::api::types::Status::Complete => self.rendered(id, &job.tool),
+            _ if next == Next::Stop => {
+                self.lock(&self.created_at).remove(&id);
+            }
+            _ => {
+                if let Some(c) = self.lock(&self.created_at).get_mut(&id) {
+                    c.1 = c.0.elapsed();
+                }
+            }
+        }
         match next {
             Next::Download => self.download(id, kind, &pid, Instant::now()).await,
             Next::Poll | Next::Stop => Ok(()),
@@ -1255,7 +1321,7 @@ impl Engine {
                 }
                 let part = layout.partial_output(id, &out.name);
                 let result = {
-                    let _permit = self.limiter.acquire(Class::Transfer).await;
+                    let _permit = self.limiter.acquire(Class::Storage).await;
                     let mut url = out.url.clone();
                     if minted.elapsed() > FRESH_FOR || refused > 0 {
                         if let Err(e) = self.refresh(id, kind, pid).await {
@@ -1263,7 +1329,8 @@ impl Engine {
                             drop(_permit);
                             let waited = job.created.elapsed().unwrap_or_default();
                             tokio::time::sleep(
-                                self.next_poll(id, kind, waited).max(Duration::from_secs(1)),
+                                self.next_poll(id, kind, &job.tool, waited)
+                                    .max(Duration::from_secs(1)),
                             )
                             .await;
                             return Ok(());

@@ -13,7 +13,7 @@ use fuser::{
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use super::core::{Attr, Drive, FsError, Kind, Rmdir};
+use super::core::{Attr, Drive, FsError, Kind, Opened, Rmdir};
 use super::refresh::{OwnLookup, Refresh};
 
 pub struct Fuse {
@@ -106,6 +106,12 @@ impl Fuse {
     }
 }
 
+/// The block size `stat` reports: the largest request the kernel passes in one piece (256
+/// pages, `/proc/sys/fs/fuse/max_pages_limit`'s default), so `cp`, `cat` and stdio use buffers
+/// that size (coreutils takes `max(128 KiB, st_blksize)`): a quarter as many round trips into
+/// the daemon as with 4 KiB (which they round up to 128 KiB).
+const BLKSIZE: u32 = 1 << 20;
+
 fn attr(a: &Attr) -> FileAttr {
     let (kind, nlink) = match a.kind {
         Kind::Dir => (FileType::Directory, 2),
@@ -125,7 +131,7 @@ fn attr(a: &Attr) -> FileAttr {
         uid: a.uid,
         gid: a.gid,
         rdev: 0,
-        blksize: 4096,
+        blksize: BLKSIZE,
         flags: 0,
     }
 }
@@ -161,12 +167,15 @@ fn time(t: TimeOrNow) -> SystemTime {
     }
 }
 
-fn open_flags(direct_io: bool) -> FopenFlags {
-    if direct_io {
-        FopenFlags::FOPEN_DIRECT_IO
-    } else {
-        FopenFlags::empty()
+fn open_flags(o: &Opened) -> FopenFlags {
+    let mut flags = FopenFlags::empty();
+    if o.direct_io {
+        flags |= FopenFlags::FOPEN_DIRECT_IO;
     }
+    if o.keep_cache {
+        flags |= FopenFlags::FOPEN_KEEP_CACHE;
+    }
+    flags
 }
 
 impl Filesystem for Fuse {
@@ -179,6 +188,14 @@ impl Filesystem for Fuse {
         // NFS re-export (nfsd, nfs-ganesha's FSAL_VFS): file handles carry the inode number,
         // stable for jobs; the kernel rebuilds one it no longer caches with LOOKUP "." / "..".
         let _ = config.add_capabilities(InitFlags::FUSE_EXPORT_SUPPORT);
+        // The largest reads and writes the kernel allows: readahead can only be lowered from
+        // what the kernel offers, so ask for all of it; writes are capped by max_pages (fuser
+        // derives it from its 16 MiB max_write; the kernel clamps it to max_pages_limit).
+        let readahead = match config.set_max_readahead(u32::MAX) {
+            Ok(_) => u32::MAX,
+            Err(max) => config.set_max_readahead(max).map_or(0, |_| max),
+        };
+        log::debug!("kernel: max_readahead {readahead}");
         // Outputs are immutable local files: with passthrough the kernel reads them directly.
         // Only root may register backing files; asking otherwise costs a failing call per open.
         // SAFETY: geteuid cannot fail and touches no memory.
@@ -398,10 +415,13 @@ impl Filesystem for Fuse {
                     .as_ref()
                     .and_then(|f| self.backing_id(ino.0, o.fh, f, &reply));
                 match id {
+                    // The kernel reads the backing file through its own page cache; keeping
+                    // the FUSE inode's cache too makes every read of the open fail (EIO).
                     Some(id) => {
-                        reply.opened_passthrough(FileHandle(o.fh), open_flags(o.direct_io), &id)
+                        let flags = open_flags(&o) - FopenFlags::FOPEN_KEEP_CACHE;
+                        reply.opened_passthrough(FileHandle(o.fh), flags, &id)
                     }
-                    None => reply.opened(FileHandle(o.fh), open_flags(o.direct_io)),
+                    None => reply.opened(FileHandle(o.fh), open_flags(&o)),
                 }
             }
             Err(e) => reply.error(refused(&self.drive, "open", e)),
@@ -542,7 +562,7 @@ impl Filesystem for Fuse {
                 &attr(&a),
                 Generation(0),
                 FileHandle(o.fh),
-                open_flags(o.direct_io),
+                open_flags(&o),
             ),
             Err(e) => reply.error(refused(&self.drive, "create", e)),
         }

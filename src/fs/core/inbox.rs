@@ -281,6 +281,7 @@ impl Drive {
                 fh,
                 direct_io: false,
                 backing: None,
+                keep_cache: false,
             },
         ))
     }

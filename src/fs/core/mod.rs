@@ -86,6 +86,9 @@ pub struct Opened {
     /// An immutable local file (a downloaded output, a kept input): the kernel may read it
     /// directly (FUSE passthrough) instead of asking for each block.
     pub backing: Option<Arc<File>>,
+    /// Content that never changes once shown (outputs, kept inputs): the kernel keeps its page
+    /// cache across opens (FOPEN_KEEP_CACHE), so a second read costs what a local read does.
+    pub keep_cache: bool,
 }
 
 /// What the kernel should forget, sent from outside the handlers (never from inside one).

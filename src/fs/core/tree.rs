@@ -475,9 +475,11 @@ impl Drive {
 
     pub fn open(&self, ino: u64, write: bool, truncate: bool) -> FsResult<Opened> {
         let mut inner = self.lock();
-        let opened = |fh, direct_io, backing| Opened {
+        let opened = |fh, direct_io, backing: Option<Arc<File>>| Opened {
             fh,
             direct_io,
+            // Only immutable local files (outputs, kept inputs) have a backing file.
+            keep_cache: backing.is_some(),
             backing,
         };
         match self.node(&inner, ino) {
