@@ -208,7 +208,7 @@ impl Drive {
 
     /// Checks a name for a tool's folder: scratch names always, otherwise what the tool takes.
     fn check_name(tool: &Tool, dir: &Path, name: &str, in_folder: bool) -> FsResult<()> {
-        if is_scratch(name) || role_of(tool, name).is_some() {
+        if is_scratch(name) || role_of(tool, name).is_some() || tree::scratch_area(dir) {
             return Ok(());
         }
         let where_ = if in_folder {
@@ -322,7 +322,7 @@ impl Drive {
         }
         let mut inner = self.lock();
         match self.staged_dir(&inner, parent) {
-            Some((dir, _, false)) => {
+            Some((dir, _, in_folder)) if !in_folder || tree::scratch_area(&dir) => {
                 let rel = dir.join(name);
                 let path = self.inbox.join(&rel);
                 std::fs::create_dir(&path).map_err(|e| FsError::io(e, "mkdir"))?;
@@ -338,7 +338,7 @@ impl Drive {
                 drop(inner);
                 self.staged_attr(ino, &rel)
             }
-            Some((dir, _, true)) => Err(FsError::refuse(
+            Some((dir, _, _)) => Err(FsError::refuse(
                 libc::EPERM,
                 format!(
                     "inbox/{}: folders inside a submission folder are not taken",
@@ -503,7 +503,9 @@ impl Drive {
             return self.remove_job(id);
         }
         let inner = self.lock();
-        if let Some((dir, _, false)) = self.staged_dir(&inner, parent) {
+        if let Some((dir, _, in_folder)) = self.staged_dir(&inner, parent)
+            && (!in_folder || tree::scratch_area(&dir))
+        {
             let rel = dir.join(name);
             if Self::submitting(&inner, &rel) {
                 return Rmdir::Done(Err(FsError::quiet(libc::ENOENT)));
@@ -558,7 +560,7 @@ impl Drive {
             return Err(FsError::quiet(libc::EEXIST));
         }
         let is_dir = self.inbox.join(&src).is_dir();
-        if is_dir && in_folder {
+        if is_dir && in_folder && !tree::scratch_area(&to_dir) {
             return Err(FsError::refuse(
                 libc::EPERM,
                 format!(

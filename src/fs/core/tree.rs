@@ -288,7 +288,7 @@ impl Drive {
                 let tool = self.presets.get(&name)?.tool();
                 Some((PathBuf::from(name), tool, false))
             }
-            Node::Staged(rel) if rel.components().count() == 2 => {
+            Node::Staged(rel) if rel.components().count() == 2 || scratch_area(&rel) => {
                 let tool = self.tool_of_rel(&rel)?;
                 let free = !Self::submitting(inner, &rel);
                 (free && self.inbox.join(&rel).is_dir()).then_some((rel, tool, true))
@@ -737,4 +737,15 @@ pub(super) fn did_you_mean(name: &str) -> String {
         Some(slug) => format!(": did you mean inbox/{slug}? (README.txt lists every tool)"),
         None => " (README.txt lists every tool)".to_string(),
     }
+}
+
+/// Whether an inbox path is inside a hidden folder of a tool's folder (`inbox/<tool>/.x/...`):
+/// a scratch area, never submitted, where any name and nested folders are taken (editors,
+/// build tools, and the POSIX suites of `scripts/posix-suites.sh` run there).
+pub(super) fn scratch_area(rel: &Path) -> bool {
+    rel.components()
+        .nth(1)
+        .and_then(|c| c.as_os_str().to_str())
+        .is_some_and(is_scratch)
+        && rel.components().count() >= 2
 }
