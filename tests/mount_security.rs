@@ -148,6 +148,7 @@ fn another_users_job_cannot_be_removed_renamed_or_trashed() {
     );
     let err = user.fails(&d, "mv jobs/roots jobs/mine");
     assert!(err.contains("Operation not permitted"), "{err}");
+    user.fails(&d, "mkdir .Trash-0");
     user.ok(&d, &format!("mkdir -p .Trash-{}/files", user.uid));
     let err = user.fails(&d, &format!("mv jobs/roots .Trash-{}/files/x", user.uid));
     assert!(err.contains("Operation not permitted"), "{err}");
@@ -261,6 +262,9 @@ fn control_characters_in_names_are_einval() {
         "{err}"
     );
     assert!(d.log().contains("control characters"), "{}", d.log());
+    let err = d.fails("touch \"$(printf 'inbox/ai-image-generator/\\377.txt')\"");
+    assert!(err.contains("Invalid argument"), "{err}");
+    assert!(d.log().contains("must be UTF-8"), "{}", d.log());
 }
 
 #[test]
@@ -339,4 +343,27 @@ fn chmod_of_a_scratch_file_updates_its_ctime() {
     assert_eq!(after.permissions().mode() & 0o777, 0o600);
     assert!(after.ctime() > before.ctime(), "ctime moves on chmod");
     assert_eq!(after.mtime(), before.mtime(), "mtime does not");
+}
+
+#[test]
+fn hidden_folders_of_the_inbox_are_scratch_areas() {
+    let Some(d) = TestDrive::start() else { return };
+    d.ok("mkdir -p inbox/ai-image-upscaler/.posix/a/b");
+    d.ok("echo x > inbox/ai-image-upscaler/.posix/a/b/any-name.bin");
+    d.ok("echo y > inbox/ai-image-upscaler/.posix/photo.png");
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(d.jobs().is_empty(), "nothing submitted: {:?}", d.jobs());
+    assert_eq!(
+        d.ok("cat inbox/ai-image-upscaler/.posix/a/b/any-name.bin"),
+        "x\n"
+    );
+    d.ok("rm -r inbox/ai-image-upscaler/.posix");
+}
+
+#[test]
+fn statfs_reports_the_staging_disk() {
+    let Some(d) = TestDrive::start() else { return };
+    let out = d.ok("stat -f -c '%b %a %S' .");
+    let n: Vec<u64> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    assert!(n[0] > 0 && n[1] > 0 && n[2] > 0, "{out}");
 }
