@@ -8,4 +8,5 @@ scripts/test-deps.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 scripts/test-unprivileged.sh
+scripts/posix-suites.sh
 cargo nextest run --no-fail-fast

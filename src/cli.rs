@@ -199,9 +199,18 @@ pub struct MountArgs {
     /// Where jobs, staged inputs and outputs are kept (default $XDG_STATE_HOME/mhfs).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    /// Let other users see the mount.
+    /// Let other users see the mount (each job is its submitter's: only they, the mount's owner
+    /// and root may remove it; outputs are readable by the submitter and the owner's group).
     #[arg(long)]
     pub allow_other: bool,
+    /// With --allow-other: let other users submit too. Off by default: what they submit is
+    /// billed to this mount's API key.
+    #[arg(long, requires = "allow_other")]
+    pub allow_other_submit: bool,
+    /// Let the kernel enforce the modes shown (FUSE default_permissions); mhfs enforces the
+    /// same rules itself either way.
+    #[arg(long)]
+    pub default_permissions: bool,
     /// Log every step (debug level).
     #[arg(short, long)]
     pub debug: bool,
@@ -365,7 +374,7 @@ pub fn daemonize(args: &MountArgs) -> Result<(), String> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     use std::os::unix::process::CommandExt;
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
-    std::fs::create_dir_all(&state_dir).map_err(|e| {
+    crate::engine::registry::private_dir(&state_dir).map_err(|e| {
         format!(
             "cannot create the state directory {}: {e}",
             state_dir.display()
@@ -591,7 +600,10 @@ async fn mount_until_stopped(args: MountArgs) -> Result<(), String> {
     let defaults = read_defaults(&args)?;
     check_mountpoint(&args)?;
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
-    std::fs::create_dir_all(&state_dir).map_err(|e| {
+    if let Some(warning) = crate::engine::registry::loose_state_dir(&state_dir) {
+        log::warn!("{warning}");
+    }
+    crate::engine::registry::private_dir(&state_dir).map_err(|e| {
         format!(
             "cannot create the state directory {}: {e}",
             state_dir.display()
@@ -659,6 +671,8 @@ async fn mount_until_stopped(args: MountArgs) -> Result<(), String> {
         api_key: ApiKey::new(key),
         state_dir,
         allow_other: args.allow_other,
+        allow_other_submit: args.allow_other_submit,
+        default_permissions: args.default_permissions,
         engine: EngineConfig {
             poll_base: args
                 .poll_interval

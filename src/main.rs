@@ -13,6 +13,10 @@ fn main() {
         },
     ));
     if let Command::Mount(m) = &cli.command {
+        // Everything mhfs makes in the state directory (database, staged inputs, outputs, the
+        // mock's data, the log) is its own: 0700 folders and 0600 files, whatever the umask.
+        // SAFETY: umask cannot fail and touches no memory; no other thread exists yet.
+        unsafe { libc::umask(0o077) };
         if m.daemon {
             // Forks before any thread or runtime exists: the child runs in the foreground.
             logger.init();

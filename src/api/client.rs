@@ -294,7 +294,13 @@ impl Client {
         let resp = check_status(resp, Effect::Idempotent).await?;
         if status != StatusCode::PARTIAL_CONTENT {
             // The whole output (a server that ignored the range too): from the start.
-            let out = tokio::fs::File::create(dest)
+            // Outputs are private to mhfs (0600); the drive shows them to whom they belong.
+            let out = tokio::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(dest)
                 .await
                 .map_err(|e| ApiError::Local(format!("cannot create {}: {e}", dest.display())))?;
             let n = stream_into(resp, out, dest, 0).await?;
@@ -314,6 +320,7 @@ impl Client {
             .write(true)
             .create(true)
             .truncate(false)
+            .mode(0o600)
             .open(dest)
             .await
             .map_err(|e| ApiError::Local(format!("cannot open {}: {e}", dest.display())))?;

@@ -1,6 +1,6 @@
 //! A job as the drive keeps it, and the pure rules that move it along.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -193,6 +193,11 @@ pub struct Job {
     /// uid and gid of the user who dropped it: the files its JSON names must be theirs to read.
     #[serde(default)]
     pub owner: Option<(u32, u32)>,
+    /// uid and gid of the user who wrote each input, by its name in `inputs` (a folder's
+    /// `params.json` may come from another user than the folder): the local files a JSON names
+    /// are opened with its writer's rights.
+    #[serde(default)]
+    pub writers: BTreeMap<String, (u32, u32)>,
     /// Names in its folder the user removed (`rm`, `rm -r`, `mv` out of the drive): not listed,
     /// but their data stays on disk until the job's DELETE succeeds; a failed DELETE shows them
     /// again, so the job is whole.
@@ -254,6 +259,7 @@ impl Job {
             outputs: vec![],
             plan: None,
             owner: None,
+            writers: BTreeMap::new(),
             hidden: BTreeSet::new(),
             trashed: None,
             delete_when_done: false,

@@ -9,6 +9,7 @@
 
 pub mod activity;
 pub mod credits;
+pub mod creds;
 pub mod job;
 pub mod layout;
 pub mod limiter;
@@ -1294,7 +1295,7 @@ impl Engine {
     ) -> Result<(), Stopped> {
         let layout = self.registry.layout();
         let out_dir = layout.output_dir(id);
-        if let Err(e) = tokio::fs::create_dir_all(&out_dir).await {
+        if let Err(e) = registry::private_dir(&out_dir) {
             return self.fail(
                 id,
                 Stage::Done,

@@ -19,18 +19,33 @@ pub fn is_scratch(name: &str) -> bool {
             .any(|s| lower.ends_with(s))
 }
 
-/// The job name for a dropped `name`: its stem, made unique with `-2`, `-3`, ...
+/// The longest name a file system takes (bytes).
+pub const NAME_MAX: usize = 255;
+
+/// `head` then `tail`, within `NAME_MAX` bytes: `head` is cut (on a character boundary) so
+/// `tail` (a collision suffix, an extension) is kept whole.
+pub fn fit_name(head: &str, tail: &str) -> String {
+    let mut end = NAME_MAX.saturating_sub(tail.len()).min(head.len());
+    while !head.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{tail}", &head[..end])
+}
+
+/// The job name for a dropped `name`: its stem, made unique with `-2`, `-3`, ... (within
+/// `NAME_MAX` bytes: the stem is shortened to make room for the suffix).
 pub fn job_name(name: &str, taken: impl Fn(&str) -> bool) -> String {
     let stem = std::path::Path::new(name)
         .file_stem()
         .and_then(|s| s.to_str())
         .filter(|s| !s.is_empty())
         .unwrap_or("job");
-    if !taken(stem) {
-        return stem.to_string();
+    let first = fit_name(stem, "");
+    if !taken(&first) {
+        return first;
     }
     (2..)
-        .map(|n| format!("{stem}-{n}"))
+        .map(|n| fit_name(stem, &format!("-{n}")))
         .find(|candidate| !taken(candidate))
         .expect("some suffix is free")
 }
@@ -83,6 +98,17 @@ mod tests {
         ] {
             assert!(!is_scratch(n), "{n}");
         }
+    }
+
+    #[test]
+    fn generated_names_stay_within_255_bytes() {
+        let long = format!("{}.png", "é".repeat(127)); // 254 bytes of stem
+        let first = job_name(&long, |_| false);
+        assert_eq!(first.len(), 254);
+        let second = job_name(&long, |n| n == first);
+        assert!(second.len() <= NAME_MAX, "{}", second.len());
+        assert!(second.ends_with("-2"));
+        assert_eq!(fit_name(&"a".repeat(300), ".png").len(), NAME_MAX);
     }
 
     #[test]

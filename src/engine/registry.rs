@@ -97,14 +97,25 @@ impl Registry {
     /// a crash may have left half-done.
     pub fn open(state_dir: &Path) -> Result<Arc<Registry>, String> {
         let layout = Layout::new(state_dir);
+        // Private whatever the umask: the state directory holds every user's inputs and
+        // outputs (only mhfs itself reads it).
+        let fresh = !state_dir.exists();
         for t in TOOLS {
-            std::fs::create_dir_all(layout.inbox().join(t.slug))
+            private_dir(&layout.inbox().join(t.slug))
                 .map_err(|e| format!("cannot create {}: {e}", layout.inbox().display()))?;
         }
-        std::fs::create_dir_all(layout.jobs())
+        private_dir(&layout.jobs())
             .map_err(|e| format!("cannot create {}: {e}", state_dir.display()))?;
+        for dir in [layout.inbox(), layout.jobs()] {
+            let _ = set_mode(&dir, 0o700);
+        }
+        if fresh {
+            let _ = set_mode(state_dir, 0o700);
+        }
         let lock = lock_state_dir(&layout)?;
         let store = Store::open(&layout.db()).map_err(|e| e.to_string())?;
+        // SQLite makes its -wal and -shm files with the database's mode.
+        let _ = set_mode(&layout.db(), 0o600);
         let (mut loaded, ids) = store.load().map_err(|e| e.to_string())?;
         let next_id = store.last_id().map_err(|e| e.to_string())? + 1;
         recover(&layout, &store, &mut loaded, &ids);
@@ -490,10 +501,42 @@ impl Registry {
     }
 }
 
+/// Makes a directory (and its missing parents) readable by mhfs alone: mode 0700.
+pub fn private_dir(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+/// Sets a file's or directory's permission bits.
+pub fn set_mode(path: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+}
+
+/// The warning for a state directory others may read or enter (made by hand, or by an older
+/// mhfs): `None` when it is private or does not exist yet.
+pub fn loose_state_dir(state_dir: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(state_dir).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "the state directory {} has mode {mode:o}: other users may reach staged inputs and \
+             outputs; `chmod 700 {}` makes it private (mhfs makes new ones 0700)",
+            state_dir.display(),
+            state_dir.display()
+        )
+    })
+}
+
 /// Takes the state directory's lock, or says that another mount holds it.
 fn lock_state_dir(layout: &Layout) -> Result<File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = layout.lock();
     let file = File::options()
+        .mode(0o600)
         .read(true)
         .write(true)
         .create(true)

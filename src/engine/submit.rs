@@ -837,7 +837,9 @@ fn json_body(
         if is_remote(&value) {
             continue;
         }
-        let source = resolve_local(&value, job, base.as_deref())?;
+        // Opened with the rights of the user who wrote the JSON (the kernel decides).
+        let writer = job.writers.get(&file.name).copied().or(job.owner);
+        let mut source = resolve_local(&value, job, base.as_deref(), writer)?;
         let name = Path::new(&value)
             .file_name()
             .map(|n| n.to_string_lossy().to_string())
@@ -850,11 +852,16 @@ fn json_body(
             ));
         };
         let n = job.inputs.len();
-        let kept = input_dir.join(format!("ref-{n}-{name}"));
-        std::fs::copy(&source, &kept)
+        let dot_ext = Path::new(&name)
+            .extension()
+            .map(|e| format!(".{}", e.to_string_lossy()))
+            .unwrap_or_default();
+        let kept_name = super::names::fit_name(&format!("ref-{n}-{}", stem(&name)), &dot_ext);
+        let kept = input_dir.join(&kept_name);
+        copy_private(&mut source, &kept)
             .map_err(|e| refuse("unreadable_reference", format!("{value}: {e}")))?;
         job.inputs.push(InputFile {
-            name: format!("ref-{n}-{name}"),
+            name: kept_name,
             path: kept,
             remote: None,
         });
@@ -883,10 +890,34 @@ fn is_remote(v: &str) -> bool {
     .any(|p| v.starts_with(p))
 }
 
-fn resolve_local(value: &str, job: &Job, base: Option<&Path>) -> Result<PathBuf, Refusal> {
+/// Copies an opened reference into the job (mode 0600: the state directory is mhfs's own).
+fn copy_private(source: &mut std::fs::File, kept: &Path) -> std::io::Result<u64> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut out = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(kept)?;
+    std::io::copy(source, &mut out)
+}
+
+/// Opens a local file a JSON names: another file dropped with it (relative), or any file the
+/// JSON's writer may read (absolute), opened with that user's uid, gid and groups, so the kernel
+/// decides (every directory of the path must be searchable by them). No writer known: mhfs's
+/// own rights.
+fn resolve_local(
+    value: &str,
+    job: &Job,
+    base: Option<&Path>,
+    writer: Option<(u32, u32)>,
+) -> Result<std::fs::File, Refusal> {
     let path = Path::new(value);
-    let candidate = if path.is_absolute() {
-        path.to_path_buf()
+    let opened = if path.is_absolute() {
+        match writer {
+            Some((uid, gid)) => super::creds::open_as(path, super::creds::Caller { uid, gid }),
+            None => std::fs::File::open(path),
+        }
     } else {
         // Relative: another file dropped with it (a folder's file).
         let rel = base
@@ -898,7 +929,7 @@ fn resolve_local(value: &str, job: &Job, base: Option<&Path>) -> Result<PathBuf,
             .iter()
             .find(|f| f.name == rel || f.name.ends_with(&format!("/{value}")))
         {
-            Some(f) => f.path.clone(),
+            Some(f) => std::fs::File::open(&f.path),
             None => {
                 return Err(refuse(
                     "unreadable_reference",
@@ -909,30 +940,23 @@ fn resolve_local(value: &str, job: &Job, base: Option<&Path>) -> Result<PathBuf,
             }
         }
     };
-    match std::fs::metadata(&candidate) {
-        Ok(m) if m.is_file() && path.is_absolute() && !may_read(&m, job.owner) => Err(refuse(
+    let file = opened.map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => refuse(
             "unreadable_reference",
-            format!("{value}: permission denied (the user who dropped the JSON cannot read it)"),
-        )),
-        Ok(m) if m.is_file() => Ok(candidate),
+            format!(
+                "{value}: permission denied (the user who dropped the JSON cannot read it: {e})"
+            ),
+        ),
+        _ => refuse("unreadable_reference", format!("{value}: {e}")),
+    })?;
+    match file.metadata() {
+        Ok(m) if m.is_file() => Ok(file),
         Ok(_) => Err(refuse(
             "unreadable_reference",
             format!("{value} is not a file"),
         )),
         Err(e) => Err(refuse("unreadable_reference", format!("{value}: {e}"))),
     }
-}
-
-/// Whether `owner` (uid, gid) may read a file, by its mode bits (supplementary groups are not
-/// known here; root reads everything). No owner known: mhfs's own permissions decide.
-fn may_read(meta: &std::fs::Metadata, owner: Option<(u32, u32)>) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Some((uid, gid)) = owner else { return true };
-    let mode = meta.mode();
-    uid == 0
-        || (meta.uid() == uid && mode & 0o400 != 0)
-        || (meta.gid() == gid && mode & 0o040 != 0)
-        || mode & 0o004 != 0
 }
 
 /// JSON pointers of every asset field present in a body, with the media each takes.
@@ -1201,7 +1225,45 @@ mod tests {
             &[("b.json", body.as_bytes())],
             d.path(),
         );
+        j.owner = Some(crate::fs::core::current_ids());
+        assert!(plan(&mut j, d.path(), &Overrides::default()).is_ok());
+    }
+
+    /// The kernel decides, with the writer's uid, gid and groups: a world-readable file in a
+    /// folder the writer cannot search is refused, whatever its own mode bits say.
+    #[test]
+    fn references_are_opened_with_the_writers_rights() {
+        use std::os::unix::fs::PermissionsExt;
+        // SAFETY: geteuid cannot fail.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: not root");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let private = d.path().join("private");
+        std::fs::create_dir(&private).unwrap();
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let open = private.join("open.png");
+        std::fs::write(&open, png()).unwrap();
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let body = format!(
+            r#"{{"assets": {{"image_file_path": "{}"}}}}"#,
+            open.display()
+        );
+        let mut j = job(
+            "ai-image-upscaler",
+            Source::Json,
+            &[("b.json", body.as_bytes())],
+            d.path(),
+        );
         j.owner = Some((0, 0));
+        // The JSON's own writer counts, not the job's owner.
+        j.writers.insert("b.json".into(), (65534, 65534));
+        let e = plan(&mut j, d.path(), &Overrides::default()).unwrap_err();
+        assert_eq!(e.code, "unreadable_reference");
+        assert!(e.message.contains("permission denied"), "{}", e.message);
+        j.writers.insert("b.json".into(), (0, 0));
+        j.inputs.truncate(1);
         assert!(plan(&mut j, d.path(), &Overrides::default()).is_ok());
     }
 

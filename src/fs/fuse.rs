@@ -13,7 +13,7 @@ use fuser::{
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use super::core::{Attr, Drive, FsError, Kind, Opened, Rmdir};
+use super::core::{Ask, Attr, Drive, FsError, Kind, Opened, Rmdir, Who};
 use super::refresh::{OwnLookup, Refresh};
 
 pub struct Fuse {
@@ -75,6 +75,20 @@ impl Fuse {
         Some(self.drive.lookup(parent.0, n))
     }
 
+    /// Whether the caller may do `ask` on a shared mount (access.rs); root, the refresh
+    /// thread and a mount no one else sees pass at once.
+    fn permit(&self, req: &Request, ask: Ask) -> Result<(), FsError> {
+        if req.uid() == 0 || !self.drive.shared() || self.refresh.is_own(req.pid()) {
+            return Ok(());
+        }
+        let who = Who {
+            uid: req.uid(),
+            gid: req.gid(),
+            groups: groups(req.pid(), req.uid(), req.gid()),
+        };
+        self.drive.permit(&who, ask)
+    }
+
     /// Registers (or reuses) the backing file of an immutable file, for passthrough reads.
     fn backing_id(
         &self,
@@ -123,7 +137,7 @@ fn attr(a: &Attr) -> FileAttr {
         blocks: a.size.div_ceil(512),
         atime: a.mtime,
         mtime: a.mtime,
-        ctime: a.mtime,
+        ctime: a.ctime,
         crtime: a.mtime,
         kind,
         perm: a.perm,
@@ -158,6 +172,34 @@ fn name(n: &OsStr) -> Result<&str, FsError> {
             format!("{n:?}: names must be UTF-8 (this drive's names are text)"),
         )
     })
+}
+
+/// A name being made (create, mkdir, mknod, rename's target): UTF-8 and no control
+/// characters (a newline or tab in a name breaks every script that lists the folder).
+fn new_name(n: &OsStr) -> Result<&str, FsError> {
+    let n = name(n)?;
+    if n.chars().any(|c| (c as u32) < 0x20 || c as u32 == 0x7f) {
+        return Err(FsError::refuse(
+            libc::EINVAL,
+            format!("{n:?}: names must not hold control characters (newline, tab, ...)"),
+        ));
+    }
+    Ok(n)
+}
+
+/// The caller's supplementary groups, from /proc (what the kernel checks), else from the
+/// group database.
+fn groups(pid: u32, uid: u32, gid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| l.strip_prefix("Groups:")).map(|g| {
+                g.split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect()
+            })
+        })
+        .unwrap_or_else(|| crate::engine::creds::groups_of(uid, gid))
 }
 
 fn time(t: TimeOrNow) -> SystemTime {
@@ -208,6 +250,7 @@ impl Filesystem for Fuse {
 
     fn lookup(&self, req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEntry) {
         let found = self.own_entry(req, parent, n, false).unwrap_or_else(|| {
+            self.permit(req, Ask::Lookup(parent.0))?;
             name(n).and_then(|n| match n {
                 "." | ".." => self.drive.lookup_dot(parent.0, n == ".."),
                 n => self.drive.lookup(parent.0, n),
@@ -223,8 +266,8 @@ impl Filesystem for Fuse {
         self.drive.forget(ino.0, nlookup);
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.drive.getattr(ino.0) {
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.drive.getattr_open(ino.0, fh.map(|f| f.0)) {
             Ok(a) => reply.attr(&a.ttl, &attr(&a)),
             Err(e) => reply.error(refused(&self.drive, "getattr", e)),
         }
@@ -235,10 +278,10 @@ impl Filesystem for Fuse {
         req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
-        _uid: Option<u32>,
-        _gid: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
         size: Option<u64>,
-        _atime: Option<TimeOrNow>,
+        atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
         _ctime: Option<SystemTime>,
         fh: Option<FileHandle>,
@@ -255,6 +298,37 @@ impl Filesystem for Fuse {
                 Ok(a) => reply.attr(&a.ttl, &attr(&a)),
                 Err(e) => reply.error(refused(&self.drive, "setattr", e)),
             };
+        }
+        let changes_meta = mode.is_some() || uid.is_some() || gid.is_some();
+        let times = mtime.or(atime).is_some();
+        let checked = (|| -> Result<(), FsError> {
+            if changes_meta || times {
+                self.drive.may_change_attrs(ino.0, mode, uid, gid, times)?;
+            }
+            if changes_meta {
+                self.permit(req, Ask::Chmod(ino.0))?;
+            }
+            if size.is_some() {
+                self.permit(
+                    req,
+                    Ask::Open {
+                        ino: ino.0,
+                        write: true,
+                    },
+                )?;
+            }
+            if uid.is_some() || gid.is_some() {
+                let who = (req.uid() != 0).then(|| Who {
+                    uid: req.uid(),
+                    gid: req.gid(),
+                    groups: groups(req.pid(), req.uid(), req.gid()),
+                });
+                self.drive.chown(ino.0, uid, gid, who.as_ref())?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = checked {
+            return reply.error(refused(&self.drive, "setattr", e));
         }
         match self
             .drive
@@ -281,7 +355,17 @@ impl Filesystem for Fuse {
             };
         }
         let owner = (req.uid(), req.gid());
-        match name(n).and_then(|n| self.drive.mkdir(parent.0, n, mode & !umask, owner)) {
+        let made = new_name(n).and_then(|n| {
+            self.permit(
+                req,
+                Ask::Make {
+                    parent: parent.0,
+                    name: n,
+                },
+            )?;
+            self.drive.mkdir(parent.0, n, mode & !umask, owner)
+        });
+        match made {
             Ok(a) => reply.entry(&a.ttl, &attr(&a), Generation(0)),
             Err(e) => reply.error(refused(&self.drive, "mkdir", e)),
         }
@@ -307,7 +391,14 @@ impl Filesystem for Fuse {
         // A regular file made without opening it (the kernel's NFS server creates files so):
         // an empty staged file, as `create` then `close` would leave it.
         if mode & libc::S_IFMT == libc::S_IFREG {
-            let made = name(n).and_then(|n| {
+            let made = new_name(n).and_then(|n| {
+                self.permit(
+                    req,
+                    Ask::Make {
+                        parent: parent.0,
+                        name: n,
+                    },
+                )?;
                 self.drive
                     .create(parent.0, n, mode & !umask, false, (req.uid(), req.gid()))
             });
@@ -326,8 +417,48 @@ impl Filesystem for Fuse {
         reply.error(refused(&self.drive, "mknod", e))
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
-        match name(n).and_then(|n| self.drive.unlink(parent.0, n)) {
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        link_name: &OsStr,
+        target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
+        let e = FsError::refuse(
+            libc::EPERM,
+            format!("{link_name:?} -> {target:?}: symbolic links are not supported"),
+        );
+        reply.error(refused(&self.drive, "symlink", e));
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let e = FsError::refuse(
+            libc::EPERM,
+            format!("{newname:?}: hard links are not supported"),
+        );
+        reply.error(refused(&self.drive, "link", e));
+    }
+
+    fn unlink(&self, req: &Request, parent: INodeNo, n: &OsStr, reply: ReplyEmpty) {
+        let removed = name(n).and_then(|n| {
+            self.permit(
+                req,
+                Ask::Remove {
+                    parent: parent.0,
+                    name: n,
+                },
+            )?;
+            self.drive.unlink(parent.0, n)
+        });
+        match removed {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(refused(&self.drive, "unlink", e)),
         }
@@ -342,6 +473,15 @@ impl Filesystem for Fuse {
         // (IN_DELETE); one made here raises its own, and is marked so it is not announced.
         if self.refresh.is_own(req.pid()) {
             return reply.ok();
+        }
+        if let Err(e) = self.permit(
+            req,
+            Ask::Remove {
+                parent: parent.0,
+                name: n,
+            },
+        ) {
+            return reply.error(refused(&self.drive, "rmdir", e));
         }
         let jobs = parent.0 == super::core::JOBS;
         if jobs {
@@ -378,7 +518,7 @@ impl Filesystem for Fuse {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         n: &OsStr,
         newparent: INodeNo,
@@ -395,7 +535,16 @@ impl Filesystem for Fuse {
         }
         let noreplace = flags.contains(RenameFlags::RENAME_NOREPLACE);
         let result = name(n).and_then(|n| {
-            let newname = name(newname)?;
+            let newname = new_name(newname)?;
+            self.permit(
+                req,
+                Ask::Rename {
+                    parent: parent.0,
+                    name: n,
+                    new_parent: newparent.0,
+                    new_name: newname,
+                },
+            )?;
             self.drive
                 .rename(parent.0, n, newparent.0, newname, noreplace)
         });
@@ -405,11 +554,36 @@ impl Filesystem for Fuse {
         }
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         let truncate = flags.0 & libc::O_TRUNC != 0;
-        match self.drive.open(ino.0, write, truncate) {
+        let read = flags.acc_mode() != OpenAccMode::O_WRONLY;
+        let opened = (|| -> Result<super::core::Opened, FsError> {
+            if read {
+                self.permit(
+                    req,
+                    Ask::Open {
+                        ino: ino.0,
+                        write: false,
+                    },
+                )?;
+            }
+            if write {
+                self.permit(
+                    req,
+                    Ask::Open {
+                        ino: ino.0,
+                        write: true,
+                    },
+                )?;
+            }
+            self.drive.open(ino.0, write, truncate)
+        })();
+        match opened {
             Ok(o) => {
+                if write {
+                    self.drive.opened_by(o.fh, (req.uid(), req.gid()));
+                }
                 let id = o
                     .backing
                     .as_ref()
@@ -513,12 +687,17 @@ impl Filesystem for Fuse {
 
     fn readdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        if offset == 0
+            && let Err(e) = self.permit(req, Ask::List(ino.0))
+        {
+            return reply.error(refused(&self.drive, "readdir", e));
+        }
         let entries = match self.drive.readdir(ino.0) {
             Ok(e) => e,
             Err(e) => return reply.error(refused(&self.drive, "readdir", e)),
@@ -553,7 +732,14 @@ impl Filesystem for Fuse {
         reply: ReplyCreate,
     ) {
         let truncate = flags & libc::O_TRUNC != 0;
-        match name(n).and_then(|n| {
+        match new_name(n).and_then(|n| {
+            self.permit(
+                req,
+                Ask::Make {
+                    parent: parent.0,
+                    name: n,
+                },
+            )?;
             self.drive
                 .create(parent.0, n, mode & !umask, truncate, (req.uid(), req.gid()))
         }) {

@@ -23,6 +23,11 @@ pub struct MountOptions {
     pub api_key: ApiKey,
     pub state_dir: PathBuf,
     pub allow_other: bool,
+    /// With `allow_other`: other users may submit too (they spend the owner's credits).
+    pub allow_other_submit: bool,
+    /// The kernel enforces the modes shown (FUSE `default_permissions`); mhfs enforces the
+    /// same rules itself either way.
+    pub default_permissions: bool,
     pub engine: EngineConfig,
     /// Quiet time before a complete inbox folder is submitted.
     pub settle: Duration,
@@ -81,6 +86,10 @@ pub fn mount(mut opts: MountOptions) -> Result<Mounted, String> {
         None if opts.budget.is_none() => credits.set_budget(None, false),
         None => {}
     }
+    drive.set_sharing(core::Sharing {
+        allow_other: opts.allow_other,
+        others_submit: opts.allow_other && opts.allow_other_submit,
+    });
     let client = Client::new(&opts.api_url, opts.api_key).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Handle::current();
     let engine = Engine::new(client, registry.clone(), opts.engine);
@@ -153,6 +162,9 @@ pub fn mount(mut opts: MountOptions) -> Result<Mounted, String> {
     ];
     if opts.allow_other {
         options.push(fuser::MountOption::CUSTOM("allow_other".into()));
+    }
+    if opts.default_permissions {
+        options.push(fuser::MountOption::DefaultPermissions);
     }
     let mut config = fuser::Config::default();
     config.mount_options = options;

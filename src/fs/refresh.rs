@@ -317,6 +317,7 @@ impl Replayer<'_> {
             size: 0,
             perm: 0o755,
             mtime: SystemTime::now(),
+            ctime: SystemTime::now(),
             ttl: Duration::ZERO,
             uid,
             gid,

@@ -117,8 +117,10 @@ impl State {
                 (t.path().to_path_buf(), Some(t))
             }
         };
-        std::fs::create_dir_all(dir.join("uploads"))?;
-        std::fs::create_dir_all(dir.join("outputs"))?;
+        // The embedded mock's data lives in the state directory: private like the rest.
+        for sub in ["uploads", "outputs"] {
+            crate::engine::registry::private_dir(&dir.join(sub))?;
+        }
         let mut inner = Inner {
             projects: HashMap::new(),
             uploads: HashMap::new(),

@@ -121,6 +121,18 @@ impl Drive {
     pub fn release(&self, fh: u64) {
         let (rel, job) = {
             let mut inner = self.lock();
+            if !inner.orphans.is_empty() {
+                // Held by a handle other than this one: the orphan stays.
+                let closing = match inner.handles.get(&fh) {
+                    Some(Handle::Staged { file, .. }) => Some(file.clone()),
+                    _ => None,
+                };
+                if let Some(closing) = closing {
+                    inner
+                        .orphans
+                        .retain(|_, f| !Arc::ptr_eq(f, &closing) || Arc::strong_count(f) > 3);
+                }
+            }
             let Some(Handle::Staged {
                 id, write: true, ..
             }) = inner.handles.remove(&fh)
@@ -196,7 +208,7 @@ impl Drive {
 
     /// Checks a name for a tool's folder: scratch names always, otherwise what the tool takes.
     fn check_name(tool: &Tool, dir: &Path, name: &str, in_folder: bool) -> FsResult<()> {
-        if is_scratch(name) || role_of(tool, name).is_some() {
+        if is_scratch(name) || role_of(tool, name).is_some() || tree::scratch_area(dir) {
             return Ok(());
         }
         let where_ = if in_folder {
@@ -261,6 +273,7 @@ impl Drive {
             .metadata()
             .map(|m| file_id(&m))
             .map_err(|e| FsError::io(e, "create"))?;
+        inner.writers.insert(id, owner);
         let ino = Self::staged_ino(&mut inner, &rel);
         Self::remember(&mut inner, ino);
         Self::start_writing(&mut inner, id, &rel, truncate);
@@ -310,11 +323,14 @@ impl Drive {
         }
         let mut inner = self.lock();
         match self.staged_dir(&inner, parent) {
-            Some((dir, _, false)) => {
+            Some((dir, _, in_folder)) if !in_folder || tree::scratch_area(&dir) => {
                 let rel = dir.join(name);
                 let path = self.inbox.join(&rel);
                 std::fs::create_dir(&path).map_err(|e| FsError::io(e, "mkdir"))?;
                 let _ = std::os::unix::fs::chown(&path, Some(owner.0), Some(owner.1));
+                if let Ok(m) = std::fs::metadata(&path) {
+                    inner.writers.insert(file_id(&m), owner);
+                }
                 let _ =
                     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o777));
                 inner.folders.insert(rel.clone(), Instant::now());
@@ -323,7 +339,7 @@ impl Drive {
                 drop(inner);
                 self.staged_attr(ino, &rel)
             }
-            Some((dir, _, true)) => Err(FsError::refuse(
+            Some((dir, _, _)) => Err(FsError::refuse(
                 libc::EPERM,
                 format!(
                     "inbox/{}: folders inside a submission folder are not taken",
@@ -349,6 +365,31 @@ impl Drive {
         mode: Option<u32>,
         mtime: Option<SystemTime>,
     ) -> FsResult<Attr> {
+        // An open inbox file: changed through its descriptor (it may have been unlinked).
+        let file = fh
+            .and_then(|fh| self.handle_file(fh))
+            .or_else(|| self.lock().orphans.get(&ino).cloned());
+        if let Some(file) = file {
+            let staged = match self.node(&self.lock(), ino) {
+                Some(Node::Staged(rel)) => Some(rel),
+                _ => None,
+            };
+            if let Some(rel) = &staged {
+                Self::touch_folder(&mut self.lock(), rel);
+            }
+            if let Some(size) = size {
+                file.set_len(size).map_err(|e| FsError::io(e, "truncate"))?;
+            }
+            if let Some(mode) = mode {
+                file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
+                    .map_err(|e| FsError::io(e, "chmod"))?;
+            }
+            if let Some(mtime) = mtime {
+                let _ = file.set_modified(mtime);
+            }
+            let meta = file.metadata().map_err(|e| FsError::io(e, "fstat"))?;
+            return Ok(self.meta_attr(ino, &meta, None));
+        }
         let path = {
             let mut inner = self.lock();
             match self.node(&inner, ino) {
@@ -419,7 +460,22 @@ impl Drive {
             if Self::submitting(&inner, &rel) {
                 return Err(FsError::quiet(libc::ENOENT));
             }
+            let meta = std::fs::symlink_metadata(self.inbox.join(&rel));
             std::fs::remove_file(self.inbox.join(&rel)).map_err(|e| FsError::io(e, "unlink"))?;
+            if let Ok(m) = meta {
+                let id = file_id(&m);
+                if !Self::is_open(&inner, id) {
+                    inner.writers.remove(&id);
+                }
+                // Still open: its inode answers through its descriptor until the last close.
+                let open = inner.handles.values().find_map(|h| match h {
+                    Handle::Staged { file, id: i, .. } if *i == id => Some(file.clone()),
+                    _ => None,
+                });
+                if let (Some(file), Some(&ino)) = (open, inner.inos.get(&rel)) {
+                    inner.orphans.insert(ino, file);
+                }
+            }
             Self::drop_staged(&mut inner, &rel);
             Self::writers_gone(&mut inner, &rel);
             Self::touch_folder(&mut inner, &rel);
@@ -448,7 +504,9 @@ impl Drive {
             return self.remove_job(id);
         }
         let inner = self.lock();
-        if let Some((dir, _, false)) = self.staged_dir(&inner, parent) {
+        if let Some((dir, _, in_folder)) = self.staged_dir(&inner, parent)
+            && (!in_folder || tree::scratch_area(&dir))
+        {
             let rel = dir.join(name);
             if Self::submitting(&inner, &rel) {
                 return Rmdir::Done(Err(FsError::quiet(libc::ENOENT)));
@@ -503,7 +561,7 @@ impl Drive {
             return Err(FsError::quiet(libc::EEXIST));
         }
         let is_dir = self.inbox.join(&src).is_dir();
-        if is_dir && in_folder {
+        if is_dir && in_folder && !tree::scratch_area(&to_dir) {
             return Err(FsError::refuse(
                 libc::EPERM,
                 format!(
@@ -630,10 +688,34 @@ impl Drive {
             FileRole::Media(_) => Source::File,
         };
         inner.submitting.insert(rel.to_path_buf());
-        let owner = Some((meta.uid(), meta.gid()));
-        let mut job = self.registry.reserve(&name, tool, source, owner);
+        // Its writer, from the FUSE request that wrote it (a file left from before a restart:
+        // its owner on disk, which mhfs set to that writer).
+        let owner = inner
+            .writers
+            .remove(&file_id(&meta))
+            .unwrap_or((meta.uid(), meta.gid()));
+        let mut job = self.registry.reserve(&name, tool, source, Some(owner));
+        job.writers.insert(name, owner);
         self.apply_preset(&mut job, rel);
         Some(job)
+    }
+
+    /// Whether an inbox file is open for writing (by identity).
+    fn is_open(inner: &Inner, id: FileId) -> bool {
+        inner.open.get(&id).is_some_and(|w| w.writers > 0)
+    }
+
+    /// A writer opened an existing inbox file for writing: it is now its writer (the last
+    /// writer's rights are the ones its JSON references are read with).
+    pub fn opened_by(&self, fh: u64, owner: (u32, u32)) {
+        let mut inner = self.lock();
+        if let Some(Handle::Staged {
+            id, write: true, ..
+        }) = inner.handles.get(&fh)
+        {
+            let id = *id;
+            inner.writers.insert(id, owner);
+        }
     }
 
     /// Records a reserved file job, moves the file into it, and starts it.
@@ -646,8 +728,9 @@ impl Drive {
         let input_dir = self.registry.layout().input_dir(job.id);
         let kept = input_dir.join(&name);
         let moved = self.registry.record(&job).and_then(|()| {
-            std::fs::create_dir_all(&input_dir)
+            crate::engine::registry::private_dir(&input_dir)
                 .and_then(|()| std::fs::rename(self.inbox.join(rel), &kept))
+                .and_then(|()| crate::engine::registry::set_mode(&kept, 0o600))
                 .map_err(|e| format!("cannot move it into the job: {e}"))
         });
         if let Err(e) = moved {
@@ -751,14 +834,15 @@ impl Drive {
                     && !Self::being_written(&inner, &rel)
                     && !inner.submitting.contains(&rel);
                 let tool = self.tool_of_rel(&rel);
-                let owner = std::fs::metadata(self.inbox.join(&rel))
-                    .ok()
-                    .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-                    .zip(
-                        std::fs::metadata(self.inbox.join(&rel))
-                            .ok()
-                            .map(|m| std::os::unix::fs::MetadataExt::gid(&m)),
-                    );
+                // The folder's maker (from the mkdir request; else its owner on disk).
+                let owner = std::fs::metadata(self.inbox.join(&rel)).ok().map(|m| {
+                    use std::os::unix::fs::MetadataExt;
+                    inner
+                        .writers
+                        .get(&file_id(&m))
+                        .copied()
+                        .unwrap_or((m.uid(), m.gid()))
+                });
                 match tool {
                     Some(tool) if still => {
                         inner.folders.remove(&rel);
@@ -850,9 +934,14 @@ impl Drive {
             if !still {
                 return;
             }
+            // The folder's maker (from the mkdir request; else its owner on disk).
             let owner = std::fs::metadata(self.inbox.join(rel)).ok().map(|m| {
                 use std::os::unix::fs::MetadataExt;
-                (m.uid(), m.gid())
+                inner
+                    .writers
+                    .get(&file_id(&m))
+                    .copied()
+                    .unwrap_or((m.uid(), m.gid()))
             });
             inner.folders.remove(rel);
             inner.waiting.remove(rel);
@@ -873,14 +962,35 @@ impl Drive {
         let mut started = Vec::new();
         for (mut job, file) in jobs {
             let input_dir = layout.input_dir(job.id);
+            // Each file's own writer (a params.json's references are read with its rights).
+            {
+                use std::os::unix::fs::MetadataExt;
+                let inner = self.lock();
+                for n in std::iter::once(&file).chain(&extras) {
+                    if let Ok(m) = std::fs::metadata(folder.join(n)) {
+                        let w = inner
+                            .writers
+                            .get(&file_id(&m))
+                            .copied()
+                            .unwrap_or((m.uid(), m.gid()));
+                        let shown = if extras.is_empty() {
+                            n.clone()
+                        } else {
+                            format!("{folder_name}/{n}")
+                        };
+                        job.writers.insert(shown, w);
+                    }
+                }
+            }
             let moved = self.registry.record(&job).and_then(|()| {
-                std::fs::create_dir_all(&input_dir)
+                crate::engine::registry::private_dir(&input_dir)
                     .and_then(|()| std::fs::rename(folder.join(&file), input_dir.join(&file)))
                     .and_then(|()| {
                         extras.iter().try_for_each(|x| {
                             std::fs::copy(folder.join(x), input_dir.join(x)).map(|_| ())
                         })
                     })
+                    .and_then(|()| private_tree(&input_dir))
                     .map_err(|e| format!("cannot move it into the job: {e}"))
             });
             if let Err(e) = moved {
@@ -927,8 +1037,9 @@ impl Drive {
         let layout = self.registry.layout();
         let input_dir = layout.input_dir(job.id);
         let moved = self.registry.record(&job).and_then(|()| {
-            std::fs::create_dir_all(layout.job_dir(job.id))
+            crate::engine::registry::private_dir(&layout.job_dir(job.id))
                 .and_then(|()| std::fs::rename(self.inbox.join(rel), &input_dir))
+                .and_then(|()| private_tree(&input_dir))
                 .map_err(|e| format!("cannot move it into the job: {e}"))
         });
         if let Err(e) = moved {
@@ -940,6 +1051,24 @@ impl Drive {
             return;
         }
         names.sort();
+        // Each file's own writer (a params.json dropped into a folder someone else made is
+        // read with its writer's rights, not the folder's maker's).
+        {
+            use std::os::unix::fs::MetadataExt;
+            let mut inner = self.lock();
+            if let Ok(m) = std::fs::metadata(&input_dir) {
+                inner.writers.remove(&file_id(&m));
+            }
+            for n in &names {
+                if let Ok(m) = std::fs::metadata(input_dir.join(n)) {
+                    let w = inner
+                        .writers
+                        .remove(&file_id(&m))
+                        .unwrap_or((m.uid(), m.gid()));
+                    job.writers.insert(format!("{folder_name}/{n}"), w);
+                }
+            }
+        }
         job.inputs = names
             .into_iter()
             .map(|n| InputFile {
@@ -967,4 +1096,15 @@ fn batch(tool: &Tool, names: &[String]) -> Option<Vec<String>> {
         .cloned()
         .collect();
     (media.len() >= 2).then_some(media)
+}
+
+/// A submitted folder's files become mhfs's own, like everything in the state directory:
+/// 0700 folders, 0600 files.
+fn private_tree(dir: &Path) -> std::io::Result<()> {
+    crate::engine::registry::set_mode(dir, 0o700)?;
+    for e in std::fs::read_dir(dir)?.flatten() {
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+        crate::engine::registry::set_mode(&e.path(), if is_dir { 0o700 } else { 0o600 })?;
+    }
+    Ok(())
 }

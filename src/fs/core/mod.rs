@@ -22,12 +22,14 @@ use crate::engine::submit::{FileRole, accepted, folder_needs, folder_ready, role
 
 use super::readme;
 
+mod access;
 mod error;
 mod inbox;
 pub mod job_folder;
 mod trash;
 mod tree;
 
+pub use access::{Ask, Sharing, Who};
 pub use error::{FsError, FsResult};
 pub use job_folder::Part;
 
@@ -66,6 +68,8 @@ pub struct Attr {
     pub size: u64,
     pub perm: u16,
     pub mtime: SystemTime,
+    /// When its attributes last changed (a staged file's own; else its mtime).
+    pub ctime: SystemTime,
     pub ttl: Duration,
     pub uid: u32,
     pub gid: u32,
@@ -238,6 +242,12 @@ struct Inner {
     /// Inbox files and folders being moved into a job right now: nothing may open or change
     /// them meanwhile.
     submitting: HashSet<PathBuf>,
+    /// Who wrote each inbox file, and who made each inbox folder, by identity (from the
+    /// FUSE request, not the file's owner on disk): recorded with the job they become.
+    writers: HashMap<FileId, (u32, u32)>,
+    /// Inbox files unlinked while open, by their old inode: still usable through their
+    /// descriptors (`fstat`, `fchmod`) until the last handle closes.
+    orphans: HashMap<u64, Arc<File>>,
     /// Files of the trashes' `info/` folders by inode, and by path.
     info: HashMap<u64, Counted>,
     info_inos: HashMap<PathBuf, u64>,
@@ -261,6 +271,7 @@ pub struct Drive {
     /// The presets of the config file in force: each is an inbox folder.
     presets: Arc<crate::fs::presets::Presets>,
     credits: OnceLock<Arc<crate::engine::credits::Credits>>,
+    sharing: OnceLock<Sharing>,
     readme: Vec<u8>,
     started: SystemTime,
 }
@@ -290,6 +301,7 @@ impl Drive {
             hooks: OnceLock::new(),
             presets: Arc::default(),
             credits: OnceLock::new(),
+            sharing: OnceLock::new(),
             started: SystemTime::now(),
         })
     }

@@ -338,7 +338,8 @@ impl Drive {
                 return Some(Err(FsError::quiet(libc::ENOENT)));
             }
             path.push(sub);
-        } else if let Err(e) = std::fs::create_dir_all(self.registry.layout().trash()) {
+        } else if let Err(e) = crate::engine::registry::private_dir(&self.registry.layout().trash())
+        {
             return Some(Err(FsError::io(e, "mkdir")));
         }
         Some(

@@ -25,6 +25,7 @@ impl Drive {
             size,
             perm,
             mtime,
+            ctime: mtime,
             ttl,
             uid: self.cfg.uid,
             gid: self.cfg.gid,
@@ -38,14 +39,32 @@ impl Drive {
     /// Attributes of a file on local disk (an inbox file, a kept input, an output).
     pub(super) fn disk_attr(&self, ino: u64, path: &Path, perm: Option<u16>) -> FsResult<Attr> {
         let meta = std::fs::symlink_metadata(path).map_err(|e| FsError::io(e, "stat"))?;
+        Ok(self.meta_attr(ino, &meta, perm))
+    }
+
+    /// Attributes from a local file's metadata: its size, times (ctime included), and on a
+    /// shared mount its owner (a staged file is its writer's).
+    pub(super) fn meta_attr(&self, ino: u64, meta: &std::fs::Metadata, perm: Option<u16>) -> Attr {
+        use std::os::unix::fs::MetadataExt;
         let kind = if meta.is_dir() { Kind::Dir } else { Kind::File };
-        Ok(self.attr(
+        let mtime = meta.modified().unwrap_or(self.started);
+        let ctime = SystemTime::UNIX_EPOCH
+            + Duration::new(
+                meta.ctime().max(0) as u64,
+                meta.ctime_nsec().clamp(0, 999_999_999) as u32,
+            );
+        let mut a = self.attr(
             ino,
             kind,
             meta.len(),
             perm.unwrap_or((meta.permissions().mode() & 0o7777) as u16),
-            meta.modified().unwrap_or(self.started),
-        ))
+            mtime,
+        );
+        a.ctime = ctime;
+        if self.sharing().allow_other {
+            (a.uid, a.gid) = (meta.uid(), meta.gid());
+        }
+        a
     }
 
     /// A submitted file's old inode: the file in its job, or, when that job is gone (a
@@ -76,25 +95,52 @@ impl Drive {
             Local(Option<PathBuf>),
         }
         let layout = self.registry.layout();
-        let seen = self
+        let (seen, (uid, gid)) = self
             .registry
-            .with_job(id, |job| match part {
-                None => Seen::Dir(job.created),
-                Some(p) if !job_folder::shows(job, p) => Seen::Local(None),
-                Some(p) => match job_folder::content(job, p) {
-                    Some(c) => Seen::Content(c.len(), job.updated),
-                    None => Seen::Local(job_folder::local_file(layout, job, p)),
-                },
+            .with_job(id, |job| {
+                let seen = match part {
+                    None => Seen::Dir(job.created),
+                    Some(p) if !job_folder::shows(job, p) => Seen::Local(None),
+                    Some(p) => match job_folder::content(job, p) {
+                        Some(c) => Seen::Content(c.len(), job.updated),
+                        None => Seen::Local(job_folder::local_file(layout, job, p)),
+                    },
+                };
+                (seen, self.job_owner(job))
             })
             .ok_or(FsError::quiet(libc::ENOENT))?;
-        match seen {
-            Seen::Dir(t) => Ok(self.attr(ino, Kind::Dir, 0, 0o755, t)),
-            Seen::Content(len, t) => Ok(Attr {
+        // Shared mount: the submitter's, readable by the mount's owner's group; kept inputs by
+        // the submitter alone (access.rs).
+        let shared = self.sharing().allow_other;
+        let (dir_mode, file_mode) = if shared {
+            (0o770, 0o440)
+        } else {
+            (0o755, 0o444)
+        };
+        let file_mode = match part {
+            Some(Part::Input(_)) if shared => 0o400,
+            _ => file_mode,
+        };
+        let attr = match seen {
+            Seen::Dir(t) => self.attr(ino, Kind::Dir, 0, dir_mode, t),
+            Seen::Content(len, t) => Attr {
                 ttl: LIVE_TTL,
-                ..self.attr(ino, Kind::File, len as u64, 0o444, t)
-            }),
-            Seen::Local(Some(path)) => self.disk_attr(ino, &path, Some(0o444)),
-            Seen::Local(None) => Err(FsError::quiet(libc::ENOENT)),
+                ..self.attr(ino, Kind::File, len as u64, file_mode, t)
+            },
+            Seen::Local(Some(path)) => self.disk_attr(ino, &path, Some(file_mode))?,
+            Seen::Local(None) => return Err(FsError::quiet(libc::ENOENT)),
+        };
+        Ok(Attr { uid, gid, ..attr })
+    }
+
+    /// The file behind an open inbox (or `.trashinfo`) handle: it stays usable after its name
+    /// is removed (POSIX), so `fstat`, `ftruncate`, reads and writes go to it, not to a path.
+    pub(super) fn handle_file(&self, fh: u64) -> Option<Arc<File>> {
+        match self.lock().handles.get(&fh) {
+            Some(Handle::Staged { file, .. }) | Some(Handle::Plain { file, .. }) => {
+                Some(file.clone())
+            }
+            _ => None,
         }
     }
 
@@ -148,10 +194,45 @@ impl Drive {
             })
     }
 
+    /// `getattr` with the handle it came with (`fstat`): an open inbox file answers from its
+    /// descriptor, even once unlinked.
+    pub fn getattr_open(&self, ino: u64, fh: Option<u64>) -> FsResult<Attr> {
+        let file = fh
+            .and_then(|fh| self.handle_file(fh))
+            .or_else(|| self.lock().orphans.get(&ino).cloned());
+        if let Some(file) = file {
+            let meta = file.metadata().map_err(|e| FsError::io(e, "fstat"))?;
+            return Ok(self.meta_attr(ino, &meta, None));
+        }
+        self.getattr(ino)
+    }
+
     pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
         let node = self.node(&self.lock(), ino);
         match node.ok_or(FsError::quiet(libc::ENOENT))? {
-            Node::Root | Node::Inbox | Node::Jobs => Ok(self.dir_attr(ino, 0o755)),
+            Node::Root | Node::Inbox => Ok(self.dir_attr(ino, 0o755)),
+            // Shared: anyone may remove their own jobs (sticky), and submit only if allowed.
+            Node::Jobs => Ok(self.dir_attr(
+                ino,
+                if self.sharing().allow_other {
+                    0o1777
+                } else {
+                    0o755
+                },
+            )),
+            Node::Tool(_) | Node::Preset(_) => Ok(self.dir_attr(
+                ino,
+                match self.sharing() {
+                    Sharing {
+                        allow_other: false, ..
+                    } => 0o777,
+                    Sharing {
+                        others_submit: true,
+                        ..
+                    } => 0o1777,
+                    _ => 0o755,
+                },
+            )),
             Node::Outputs => Ok(self.dir_attr(ino, 0o555)),
             Node::Activity => Ok(self.activity_attr()),
             Node::StateFile => Ok(Attr {
@@ -165,7 +246,6 @@ impl Drive {
                 )
             }),
             Node::Flat(id, i) => self.flat_attr(ino, id, i),
-            Node::Tool(_) | Node::Preset(_) => Ok(self.dir_attr(ino, 0o777)),
             Node::Credits => Ok(Attr {
                 ttl: LIVE_TTL,
                 ..self.attr(
@@ -208,7 +288,7 @@ impl Drive {
                 let tool = self.presets.get(&name)?.tool();
                 Some((PathBuf::from(name), tool, false))
             }
-            Node::Staged(rel) if rel.components().count() == 2 => {
+            Node::Staged(rel) if rel.components().count() == 2 || scratch_area(&rel) => {
                 let tool = self.tool_of_rel(&rel)?;
                 let free = !Self::submitting(inner, &rel);
                 (free && self.inbox.join(&rel).is_dir()).then_some((rel, tool, true))
@@ -659,4 +739,15 @@ pub(super) fn did_you_mean(name: &str) -> String {
         Some(slug) => format!(": did you mean inbox/{slug}? (README.txt lists every tool)"),
         None => " (README.txt lists every tool)".to_string(),
     }
+}
+
+/// Whether an inbox path is inside a hidden folder of a tool's folder (`inbox/<tool>/.x/...`):
+/// a scratch area, never submitted, where any name and nested folders are taken (editors,
+/// build tools, and the POSIX suites of `scripts/posix-suites.sh` run there).
+pub(super) fn scratch_area(rel: &Path) -> bool {
+    rel.components()
+        .nth(1)
+        .and_then(|c| c.as_os_str().to_str())
+        .is_some_and(is_scratch)
+        && rel.components().count() >= 2
 }
