@@ -649,6 +649,7 @@ impl Engine {
         attempt: u32,
         error: &ApiError,
         since: Instant,
+        billing: bool,
     ) {
         let retry_after = match error {
             ApiError::Retryable { retry_after, .. } => *retry_after,
@@ -675,13 +676,17 @@ impl Engine {
             log::warn!("{said}");
             self.registry.activity().note(&said);
         }
-        let outage = matches!(
-            error,
-            ApiError::Retryable {
-                status: None | Some(502..=504),
-                ..
-            }
-        );
+        // A request that costs nothing (an upload, a poll, a download) goes on as soon as the
+        // API answers anyone again. A create waits out its full backoff after an answer that
+        // was an error rather than an outage (a 500, a 429): it bills, so it never hurries.
+        let outage = !billing
+            || matches!(
+                error,
+                ApiError::Retryable {
+                    status: None | Some(502..=504),
+                    ..
+                }
+            );
         self.limiter.wait_out(delay, outage).await;
     }
 
@@ -714,7 +719,7 @@ impl Engine {
                     if limit.is_none_or(|l| since.elapsed() < l) =>
                 {
                     attempt += 1;
-                    self.wait_out(id, what, attempt, &e, since).await;
+                    self.wait_out(id, what, attempt, &e, since, false).await;
                 }
                 other => {
                     if other.is_ok() && attempt > 0 {
@@ -1067,7 +1072,8 @@ impl Engine {
                         return self.fail(id, Stage::Failed, &code, &message);
                     }
                     attempt += 1;
-                    self.wait_out(id, "the create", attempt, &e, since).await;
+                    self.wait_out(id, "the create", attempt, &e, since, true)
+                        .await;
                 }
                 Err(ApiError::UnknownOutcome { reason }) => {
                     self.registry.update(id, |j| {
@@ -1406,6 +1412,7 @@ impl Engine {
                             attempt,
                             &e,
                             since,
+                            false,
                         )
                         .await;
                     }
