@@ -170,6 +170,22 @@ fn another_users_job_cannot_be_removed_renamed_or_trashed() {
 }
 
 #[test]
+fn the_activity_log_and_the_balance_are_the_owners_on_a_shared_mount() {
+    let Some(d) = shared(&["--allow-other-submit"]) else {
+        return;
+    };
+    let user = User::new();
+    d.ok("echo 'a lighthouse' > inbox/ai-image-generator/roots.txt");
+    d.wait_status("roots", &["complete"]);
+    // They name every user's submissions and the account's balance: the owner's alone.
+    assert_eq!(mode(&d.path("activity.log")), 0o400);
+    assert_eq!(mode(&d.path("credits")), 0o400);
+    user.fails(&d, "cat activity.log");
+    user.fails(&d, "cat credits");
+    assert!(d.ok("cat activity.log").contains("roots"));
+}
+
+#[test]
 fn other_users_may_not_submit_without_allow_other_submit() {
     let Some(d) = shared(&[]) else { return };
     let user = User::new();

@@ -154,11 +154,19 @@ impl Drive {
     }
 
     /// `activity.log`: its real size, never cached, so `tail -f` sees it grow.
+    /// The mode of the drive's own files about the account (`activity.log`, `credits`): on a
+    /// mount other users see, they are the mount owner's alone (they name every user's
+    /// submissions and the balance).
+    fn owner_only(&self) -> u16 {
+        if self.shared() { 0o400 } else { 0o444 }
+    }
+
     fn activity_attr(&self) -> Attr {
         let path = self.registry.activity().path();
+        let perm = self.owner_only();
         let attr = self
-            .disk_attr(ACTIVITY, path, Some(0o444))
-            .unwrap_or_else(|_| self.attr(ACTIVITY, Kind::File, 0, 0o444, self.started));
+            .disk_attr(ACTIVITY, path, Some(perm))
+            .unwrap_or_else(|_| self.attr(ACTIVITY, Kind::File, 0, perm, self.started));
         Attr {
             ttl: LIVE_TTL,
             ..attr
@@ -252,7 +260,7 @@ impl Drive {
                     ino,
                     Kind::File,
                     self.credits_text().len() as u64,
-                    0o444,
+                    self.owner_only(),
                     SystemTime::now(),
                 )
             }),
