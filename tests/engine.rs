@@ -4,77 +4,22 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use mhfs::api::catalog::tool;
-use mhfs::api::retry::Backoff;
-use mhfs::api::{ApiKey, Client};
-use mhfs::engine::job::{InputFile, JobId, JobStatus, Source, Stage};
+mod common;
+
+use common::engine::{config, engine_with, prompt_job, runtime, wait_until};
+use mhfs::engine::Engine;
+use mhfs::engine::job::{JobId, JobStatus, Stage};
 use mhfs::engine::registry::Registry;
-use mhfs::engine::{Engine, EngineConfig};
 use mhfs::mock::{Fault, Faults, MockConfig, MockServer, Op, Rule};
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn config() -> EngineConfig {
-    EngineConfig {
-        poll_base: Some(Duration::from_millis(20)),
-        backoff: Backoff {
-            max_attempts: 4,
-            base: Duration::from_millis(10),
-            cap: Duration::from_millis(50),
-        },
-        ..EngineConfig::default()
-    }
-}
-
 fn engine(mock: &MockServer, registry: &Arc<Registry>) -> Arc<Engine> {
-    let client = Client::new(&mock.url(), ApiKey::new("test-key")).unwrap();
-    Engine::new(client, registry.clone(), config())
-}
-
-/// A prompt job, made as the inbox makes one: reserved, recorded, its input moved in,
-/// published.
-fn prompt_job(registry: &Registry, name: &str, prompt: &str) -> JobId {
-    let t = tool("ai-image-generator").unwrap();
-    let mut job = registry.reserve(&format!("{name}.txt"), t, Source::Text, None);
-    registry.record(&job).unwrap();
-    let dir = registry.layout().input_dir(job.id);
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.txt"));
-    std::fs::write(&path, prompt).unwrap();
-    job.inputs.push(InputFile {
-        name: format!("{name}.txt"),
-        path,
-        remote: None,
-    });
-    let id = job.id;
-    registry.publish(job);
-    id
+    engine_with(&mock.url(), registry, config())
 }
 
 fn wait_for(registry: &Registry, id: JobId, stages: &[Stage]) -> mhfs::engine::job::Job {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let job = registry.job(id).expect("job exists");
-        if stages.contains(&job.stage) {
-            return job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {} stuck at {:?} / {:?}",
-            job.name,
-            job.stage,
-            job.status
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(registry, id, stages, Duration::from_secs(20))
 }
 
 fn outputs_exist(registry: &Registry, id: JobId) -> bool {

@@ -5,72 +5,26 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::engine::{config, engine_with, runtime, wait_until};
 use mhfs::api::catalog::tool;
-use mhfs::api::retry::Backoff;
-use mhfs::api::{ApiKey, Client};
 use mhfs::engine::job::{InputFile, Job, JobId, JobStatus, Source, Stage};
 use mhfs::engine::registry::Registry;
 use mhfs::engine::{Engine, EngineConfig};
 use mhfs::mock::{Fault, Faults, MockConfig, MockServer, Op, Rule, WebhookTarget};
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn config() -> EngineConfig {
-    EngineConfig {
-        poll_base: Some(Duration::from_millis(20)),
-        backoff: Backoff {
-            max_attempts: 4,
-            base: Duration::from_millis(10),
-            cap: Duration::from_millis(100),
-        },
-        ..EngineConfig::default()
-    }
-}
-
-fn engine_with(url: &str, registry: &Arc<Registry>, cfg: EngineConfig) -> Arc<Engine> {
-    let client = Client::new(url, ApiKey::new("test-key")).unwrap();
-    Engine::new(client, registry.clone(), cfg)
-}
-
 fn prompt_job(registry: &Registry, name: &str) -> JobId {
-    let t = tool("ai-image-generator").unwrap();
-    let mut job = registry.reserve(&format!("{name}.txt"), t, Source::Text, None);
-    registry.record(&job).unwrap();
-    let dir = registry.layout().input_dir(job.id);
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("{name}.txt"));
-    std::fs::write(&path, format!("a lighthouse, take {name}")).unwrap();
-    job.inputs.push(InputFile {
-        name: format!("{name}.txt"),
-        path,
-        remote: None,
-    });
-    let id = job.id;
-    registry.publish(job);
-    id
+    common::engine::prompt_job(registry, name, &format!("a lighthouse, take {name}"))
 }
 
 fn ended(registry: &Registry, id: JobId, limit: Duration) -> Job {
-    let deadline = Instant::now() + limit;
-    loop {
-        let job = registry.job(id).expect("job exists");
-        if matches!(job.stage, Stage::Done | Stage::Failed | Stage::Unknown) {
-            return job;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {} still at {:?}",
-            job.name,
-            job.stage
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until(
+        registry,
+        id,
+        &[Stage::Done, Stage::Failed, Stage::Unknown],
+        limit,
+    )
 }
 
 /// The names the mock received creates for (the body's `name`, which mhfs sets to the job's).

@@ -38,3 +38,4 @@ pub fn check_output(tool: &Tool, path: &Path) {
 }
 
 pub mod drive;
+pub mod engine;
