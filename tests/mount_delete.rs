@@ -28,10 +28,15 @@ fn slow(secs: u64) -> Option<TestDrive> {
 fn gio(d: &TestDrive, args: &str) -> String {
     let home = d.dir.path().join("home");
     std::fs::create_dir_all(&home).unwrap();
+    // gio's output goes to a file, and nothing of the session keeps the test's pipe open: a
+    // gvfs daemon outliving the session must not hold up the test (and none waits forever).
+    let out = d.dir.path().join("gio.out");
     d.ok(&format!(
-        "export HOME={h} XDG_DATA_HOME={h}; dbus-run-session -- sh -c 'gio trash {args}; sleep 1' 2>/dev/null",
-        h = home.display()
-    ))
+        "export HOME={h} XDG_DATA_HOME={h}; timeout 60 dbus-run-session -- sh -c 'gio trash {args} >{o}; sleep 1' </dev/null >/dev/null 2>&1",
+        h = home.display(),
+        o = out.display()
+    ));
+    std::fs::read_to_string(&out).unwrap_or_default()
 }
 
 /// Held for a test's life by every test that uses a trash: `gio trash --empty` empties the
@@ -153,7 +158,7 @@ fn gio_trash_then_restore_sends_nothing() {
     let Some(d) = TestDrive::start() else { return };
     drop_photo(&d, "photo-colorizer", "undo");
     d.wait_status("undo", &["complete"]);
-    d.ok("gio trash jobs/undo");
+    d.ok("timeout 60 gio trash </dev/null >/dev/null 2>&1 jobs/undo");
     assert!(d.jobs().is_empty());
     assert_eq!(
         d.ok("ls -A"),
@@ -176,7 +181,7 @@ fn gio_trash_then_restore_sends_nothing() {
     assert_eq!(d.jobs(), ["undo"]);
     assert_eq!(d.ok("ls outputs"), "undo.png\n");
     assert_eq!(d.ok("ls .Trash-0/files"), "");
-    d.ok("gio trash jobs/undo && mv .Trash-0/files/undo jobs/undo");
+    d.ok("timeout 60 gio trash </dev/null >/dev/null 2>&1 jobs/undo && mv .Trash-0/files/undo jobs/undo");
     assert_eq!(d.jobs(), ["undo"]);
     assert_eq!(d.ok("cat jobs/undo/status"), "complete\n");
     assert_eq!(d.count("delete"), 0);
@@ -189,7 +194,7 @@ fn gio_trash_empty_sends_one_delete() {
     let Some(d) = TestDrive::start() else { return };
     drop_photo(&d, "photo-colorizer", "bin");
     d.wait_status("bin", &["complete"]);
-    d.ok("gio trash jobs/bin");
+    d.ok("timeout 60 gio trash </dev/null >/dev/null 2>&1 jobs/bin");
     assert_eq!(d.count("delete"), 0);
     gio(&d, "--empty");
     wait_count(&d, "delete", 1, Duration::from_secs(10));
@@ -224,7 +229,7 @@ fn an_unfinished_job_emptied_from_the_trash_is_deleted_once_it_ends() {
     drop_photo(&d, "photo-colorizer", "late");
     d.wait_status("late", &["queued", "rendering"]);
     // It can be trashed while it runs, and its work goes on there.
-    d.ok("gio trash jobs/late");
+    d.ok("timeout 60 gio trash </dev/null >/dev/null 2>&1 jobs/late");
     assert!(d.jobs().is_empty());
     d.ok("rm -r .Trash-0/files/late");
     assert_eq!(d.ok("ls .Trash-0/files"), "");
@@ -246,7 +251,7 @@ fn hidden_files_and_the_trash_survive_a_remount() {
     drop_photo(&d, "photo-colorizer", "b");
     d.wait_status("a", &["complete"]);
     d.wait_status("b", &["complete"]);
-    d.ok("rm jobs/a/output.png && gio trash jobs/b");
+    d.ok("rm jobs/a/output.png && timeout 60 gio trash </dev/null >/dev/null 2>&1 jobs/b");
     d.unmount();
     d.mount();
     assert_eq!(d.jobs(), ["a"]);
@@ -342,7 +347,7 @@ fn a_refused_delete_while_emptying_the_trash_puts_the_job_back_whole() {
     let Some(d) = TestDrive::start() else { return };
     drop_photo(&d, "photo-colorizer", "stays");
     d.wait_status("stays", &["complete"]);
-    d.ok("gio trash jobs/stays");
+    d.ok("timeout 60 gio trash </dev/null >/dev/null 2>&1 jobs/stays");
     refuse_next_delete(&d);
     // gvfs moves it to expunged/, removes its files, then the folder: refused, it comes back.
     gio(&d, "--empty");
