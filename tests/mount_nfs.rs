@@ -92,7 +92,7 @@ EXPORT {{
             .arg(dir.join("ganesha.log"))
             .arg("-p")
             .arg(dir.join("ganesha.pid"))
-            .args(["-N", "NIV_EVENT"])
+            .args(["-N", "NIV_INFO"])
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(dir.join("ganesha.out")).unwrap())
             .stderr(std::fs::File::create(dir.join("ganesha.err")).unwrap())
@@ -215,6 +215,8 @@ fn a_photo_copied_in_over_nfs_submits_once_and_its_output_reads_back() {
     );
     assert_eq!(d.count("create"), 1, "{}", d.log());
     // The mock decodes the input to upscale it: the job completes only with the whole photo.
+    // And ganesha read its create verifier back from the staged file's atime and mtime at the
+    // first try (logged at INFO when it had to retry).
     assert!(
         !nfs.log().contains("Verifier was not stored correctly"),
         "{}",
