@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests drive, where missing: fuse3 (fusermount3), rsync, vim, bc, samba
-# (smbd) and smbclient for the SMB re-export test, gio with gvfs's trash backend and
+# (smbd) and smbclient for the SMB re-export test, nfs-ganesha (FSAL VFS) and libnfs-utils
+# (nfs-cp, nfs-ls) for the NFS re-export test, gio with gvfs's trash backend and
 # dbus-run-session for the trash tests, inotify-tools (inotifywait) and gio monitor for the
 # live-refresh test (Debian packages, as root), cargo-nextest (crates.io), and the official
 # SDK's virtualenv (PyPI).
@@ -13,6 +14,10 @@ command -v vim >/dev/null || missing+=(vim)
 command -v bc >/dev/null || missing+=(bc)
 command -v smbd >/dev/null || missing+=(samba)
 command -v smbclient >/dev/null || missing+=(smbclient)
+command -v ganesha.nfsd >/dev/null || missing+=(nfs-ganesha)
+# FSAL VFS is a plugin of its own (no command to check for).
+ls /usr/lib/*/ganesha/libfsalvfs.so >/dev/null 2>&1 || missing+=(nfs-ganesha-vfs)
+command -v nfs-cp >/dev/null || missing+=(libnfs-utils)
 command -v gio >/dev/null || missing+=(libglib2.0-bin)
 # `gio trash --empty/--restore/--list` go through gvfs's trash backend, on a session bus.
 [ -x /usr/libexec/gvfsd-trash ] || missing+=(gvfs-daemons)

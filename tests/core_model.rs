@@ -613,7 +613,7 @@ impl Harness {
                     let m = self.model.append(loc);
                     self.opened(d.map_err(|e| e.errno), Ok(m))
                 } else {
-                    let d = self.drive.setattr(ino, None, Some(0), None, None);
+                    let d = self.drive.setattr(ino, None, Some(0), None, None, None);
                     self.model.truncate(loc);
                     (d.map(|_| ()).map_err(|e| e.errno), Ok(()))
                 }
@@ -1077,7 +1077,11 @@ fn forgotten_inodes_are_dropped() {
     drive.release(opened.fh);
     assert_eq!(job_names(&registry), ["a"]);
     assert_eq!(drive.inode_count(), 1);
-    assert!(drive.setattr(attr.ino, None, None, None, None).is_ok());
+    assert!(
+        drive
+            .setattr(attr.ino, None, None, None, None, None)
+            .is_ok()
+    );
     drive.forget(attr.ino, 1);
     assert_eq!(drive.inode_count(), 0);
 

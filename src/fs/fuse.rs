@@ -135,7 +135,7 @@ fn attr(a: &Attr) -> FileAttr {
         ino: INodeNo(a.ino),
         size: a.size,
         blocks: a.size.div_ceil(512),
-        atime: a.mtime,
+        atime: a.atime,
         mtime: a.mtime,
         ctime: a.ctime,
         crtime: a.mtime,
@@ -330,10 +330,14 @@ impl Filesystem for Fuse {
         if let Err(e) = checked {
             return reply.error(refused(&self.drive, "setattr", e));
         }
-        match self
-            .drive
-            .setattr(ino.0, fh.map(|f| f.0), size, mode, mtime.map(time))
-        {
+        match self.drive.setattr(
+            ino.0,
+            fh.map(|f| f.0),
+            size,
+            mode,
+            mtime.map(time),
+            atime.map(time),
+        ) {
             Ok(a) => reply.attr(&a.ttl, &attr(&a)),
             Err(e) => reply.error(refused(&self.drive, "setattr", e)),
         }

@@ -311,13 +311,15 @@ impl Replayer<'_> {
             .drive
             .getattr(parent)
             .map_or((0, 0), |a| (a.uid, a.gid));
+        let now = SystemTime::now();
         let attr = Attr {
             ino,
             kind: Kind::Dir,
             size: 0,
             perm: 0o755,
-            mtime: SystemTime::now(),
-            ctime: SystemTime::now(),
+            mtime: now,
+            atime: now,
+            ctime: now,
             ttl: Duration::ZERO,
             uid,
             gid,

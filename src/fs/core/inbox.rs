@@ -364,6 +364,7 @@ impl Drive {
         size: Option<u64>,
         mode: Option<u32>,
         mtime: Option<SystemTime>,
+        atime: Option<SystemTime>,
     ) -> FsResult<Attr> {
         // An open inbox file: changed through its descriptor (it may have been unlinked).
         let file = fh
@@ -384,8 +385,8 @@ impl Drive {
                 file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
                     .map_err(|e| FsError::io(e, "chmod"))?;
             }
-            if let Some(mtime) = mtime {
-                let _ = file.set_modified(mtime);
+            if let Some(times) = file_times(atime, mtime) {
+                let _ = file.set_times(times);
             }
             let meta = file.metadata().map_err(|e| FsError::io(e, "fstat"))?;
             return Ok(self.meta_attr(ino, &meta, None));
@@ -435,13 +436,13 @@ impl Drive {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode & 0o7777))
                 .map_err(|e| FsError::io(e, "chmod"))?;
         }
-        if let Some(mtime) = mtime {
+        if let Some(times) = file_times(atime, mtime) {
             let f = File::options()
                 .write(true)
                 .open(&path)
                 .or_else(|_| File::open(&path));
             if let Ok(f) = f {
-                let _ = f.set_modified(mtime);
+                let _ = f.set_times(times);
             }
         }
         let attr = self.disk_attr(ino, &path, None)?;
@@ -1107,4 +1108,21 @@ fn private_tree(dir: &Path) -> std::io::Result<()> {
         crate::engine::registry::set_mode(&e.path(), if is_dir { 0o700 } else { 0o600 })?;
     }
     Ok(())
+}
+
+/// The times a setattr sets (`None`: it sets neither). Both are kept apart: an NFS server's
+/// exclusive create (ganesha's EXCLUSIVE4) stores its verifier in atime and mtime and reads both
+/// back.
+fn file_times(atime: Option<SystemTime>, mtime: Option<SystemTime>) -> Option<std::fs::FileTimes> {
+    if atime.is_none() && mtime.is_none() {
+        return None;
+    }
+    let mut times = std::fs::FileTimes::new();
+    if let Some(a) = atime {
+        times = times.set_accessed(a);
+    }
+    if let Some(m) = mtime {
+        times = times.set_modified(m);
+    }
+    Some(times)
 }

@@ -68,6 +68,9 @@ pub struct Attr {
     pub size: u64,
     pub perm: u16,
     pub mtime: SystemTime,
+    /// When it was last read (a local file's own, which is how a staged file keeps a time set
+    /// by `touch -a` or an NFS server's create verifier; else its mtime).
+    pub atime: SystemTime,
     /// When its attributes last changed (a staged file's own; else its mtime).
     pub ctime: SystemTime,
     pub ttl: Duration,

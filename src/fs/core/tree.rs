@@ -25,6 +25,7 @@ impl Drive {
             size,
             perm,
             mtime,
+            atime: mtime,
             ctime: mtime,
             ttl,
             uid: self.cfg.uid,
@@ -42,7 +43,7 @@ impl Drive {
         Ok(self.meta_attr(ino, &meta, perm))
     }
 
-    /// Attributes from a local file's metadata: its size, times (ctime included), and on a
+    /// Attributes from a local file's metadata: its size, times (atime and ctime included), and on a
     /// shared mount its owner (a staged file is its writer's).
     pub(super) fn meta_attr(&self, ino: u64, meta: &std::fs::Metadata, perm: Option<u16>) -> Attr {
         use std::os::unix::fs::MetadataExt;
@@ -61,6 +62,7 @@ impl Drive {
             mtime,
         );
         a.ctime = ctime;
+        a.atime = meta.accessed().unwrap_or(mtime);
         if self.sharing().allow_other {
             (a.uid, a.gid) = (meta.uid(), meta.gid());
         }
