@@ -141,7 +141,7 @@ mod tests {
         job.stage = Stage::Created;
         job.status = JobStatus::Complete;
         job.project_id = Some("cxyz".into());
-        job.request = Some(json!({"scale_factor": 2}));
+        job.request = Some(json!({"scale_factor": 2}).into());
         job.outputs.push(OutputFile {
             name: "output.png".into(),
             url: "http://x/output.png".into(),
