@@ -62,6 +62,55 @@ impl JobStatus {
     }
 }
 
+/// A JSON document kept as its compact text (`request.json`, `job.json`): a `Value` tree costs
+/// several times its text, and most are never read again. Stored in a job's row as the JSON
+/// value itself, so rows read the same either way; parsed on demand.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JsonText(Box<serde_json::value::RawValue>);
+
+impl JsonText {
+    pub fn new(v: &Value) -> JsonText {
+        JsonText(serde_json::value::to_raw_value(v).expect("a Value serializes"))
+    }
+
+    /// The compact text.
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The document as a `Value` (`Null` if it does not parse, which a stored one always does).
+    pub fn value(&self) -> Value {
+        serde_json::from_str(self.as_str()).unwrap_or(Value::Null)
+    }
+
+    /// A top-level string field, read without building the document.
+    pub fn str_field(&self, key: &str) -> Option<String> {
+        let fields: BTreeMap<&str, &serde_json::value::RawValue> =
+            serde_json::from_str(self.as_str()).ok()?;
+        serde_json::from_str(fields.get(key)?.get()).ok()
+    }
+
+    /// The pretty-printed document, with a final newline.
+    pub fn pretty(&self) -> Vec<u8> {
+        let mut s = serde_json::to_string_pretty(&self.value()).unwrap_or_default();
+        s.push('\n');
+        s.into_bytes()
+    }
+}
+
+impl PartialEq for JsonText {
+    fn eq(&self, other: &JsonText) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl From<Value> for JsonText {
+    fn from(v: Value) -> JsonText {
+        JsonText::new(&v)
+    }
+}
+
 /// A create body whose local files still need uploading.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
@@ -178,16 +227,17 @@ pub struct Job {
     pub inputs: Vec<InputFile>,
     /// The create body as sent (after uploads): `request.json`.
     #[serde(default)]
-    pub request: Option<Value>,
+    pub request: Option<JsonText>,
     /// The project as last seen: `job.json`.
     #[serde(default)]
-    pub project: Option<Value>,
+    pub project: Option<JsonText>,
     /// `code: message` when failed.
     #[serde(default)]
     pub error: Option<String>,
     #[serde(default)]
     pub outputs: Vec<OutputFile>,
-    /// The body with placeholders and the uploads it waits for, made once when staged.
+    /// The body with placeholders and the uploads it waits for, made once when staged; dropped
+    /// once the create is answered (see `needs_plan`).
     #[serde(default)]
     pub plan: Option<Plan>,
     /// uid and gid of the user who dropped it: the files its JSON names must be theirs to read.
@@ -303,6 +353,15 @@ impl Job {
         )
     }
 
+    /// Whether its upload plan may still be read: until the create is answered. Only then is
+    /// it sent again (a refused-for-credits or retryable create goes back to `Uploading`).
+    pub fn needs_plan(&self) -> bool {
+        matches!(
+            self.stage,
+            Stage::Staged | Stage::Uploading | Stage::Creating
+        )
+    }
+
     /// Ends the job in `error` with `code: message`.
     pub fn fail(&mut self, stage: Stage, code: &str, message: &str) {
         self.stage = stage;
@@ -330,7 +389,7 @@ pub enum Next {
 /// Applies a polled project to the job: status, `job.json`, outputs, error. Pure, so the rules
 /// are unit-tested without a server.
 pub fn apply_poll(job: &mut Job, project: &Project, raw: &Value) -> Next {
-    job.project = Some(raw.clone());
+    job.project = Some(JsonText::new(raw));
     match project.status() {
         Status::Draft | Status::Queued => {
             job.status = JobStatus::Queued;
@@ -524,7 +583,7 @@ mod tests {
         assert_eq!(j.status, JobStatus::Downloading);
         let names: Vec<_> = j.outputs.iter().map(|o| o.name.as_str()).collect();
         assert_eq!(names, ["output-1.png", "output-2.png"]);
-        assert_eq!(j.project, Some(json!({"a": 1})));
+        assert_eq!(j.project, Some(json!({"a": 1}).into()));
 
         // Fresh URLs keep names and progress.
         j.outputs[0].done = true;

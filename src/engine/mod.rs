@@ -482,8 +482,8 @@ impl Engine {
                 j.stage == Stage::Unknown
                     && j.request
                         .as_ref()
-                        .and_then(|r| r.get("name"))
-                        .and_then(|v| v.as_str())
+                        .and_then(|r| r.str_field("name"))
+                        .as_deref()
                         == Some(name)
                     && j.kind().is_some_and(|k| k.as_str() == family)
                     && (project_type.is_empty()

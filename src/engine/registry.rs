@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::api::catalog::{TOOLS, Tool};
 
 use super::activity::Activity;
-use super::job::{InputFile, Job, JobId, JobStatus, Source, Stage};
+use super::job::{InputFile, Job, JobId, JobStatus, JsonText, Source, Stage};
 use super::layout::Layout;
 use super::names::{is_scratch, job_name};
 use super::store::Store;
@@ -54,7 +54,10 @@ impl Jobs {
         Some(job)
     }
 
-    fn insert(&mut self, job: Job) {
+    fn insert(&mut self, mut job: Job) {
+        if !job.needs_plan() {
+            job.plan = None;
+        }
         self.by_name.insert(job.name.clone(), job.id);
         if let Some(pid) = &job.project_id {
             self.by_project.insert(pid.clone(), job.id);
@@ -222,6 +225,9 @@ impl Registry {
             let job = jobs.by_id.get_mut(&id)?;
             let project = job.project_id.clone();
             f(job);
+            if !job.needs_plan() {
+                job.plan = None;
+            }
             job.updated = SystemTime::now();
             let job = job.clone();
             if job.project_id != project
@@ -388,7 +394,7 @@ impl Registry {
                 return false;
             };
             let before = job.clone();
-            job.request = Some(body);
+            job.request = Some(JsonText::new(&body));
             job.stage = Stage::Creating;
             job.status = JobStatus::Submitting;
             job.updated = SystemTime::now();

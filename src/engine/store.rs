@@ -83,20 +83,24 @@ impl Store {
     /// not read (written by another version, or damaged) is logged and left alone, never a panic.
     pub fn load(&self) -> Result<(Vec<Job>, std::collections::HashSet<JobId>), StoreError> {
         let mut stmt = self.conn.prepare("SELECT id, data FROM jobs ORDER BY id")?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, JobId>(0)?, r.get::<_, String>(1)?)))?
-            .collect::<rusqlite::Result<Vec<(JobId, String)>>>()?;
-        let ids = rows.iter().map(|(id, _)| *id).collect();
-        let jobs = rows
-            .iter()
-            .filter_map(|(id, data)| match from_json(data) {
-                Ok(job) => Some(job),
-                Err(e) => {
-                    log::error!("job {id}: cannot read its record, leaving it alone: {e}");
-                    None
-                }
-            })
-            .collect();
+        let mut rows = stmt.query([])?;
+        let mut ids = std::collections::HashSet::new();
+        let mut jobs = Vec::new();
+        // Each row is parsed from SQLite's own buffer as it is stepped: no copy of every row's
+        // text is held at once.
+        while let Some(row) = rows.next()? {
+            let id: JobId = row.get(0)?;
+            ids.insert(id);
+            let data = row.get_ref(1)?;
+            let parsed = match data.as_str() {
+                Ok(text) => from_json(text),
+                Err(e) => Err(StoreError(e.into())),
+            };
+            match parsed {
+                Ok(job) => jobs.push(job),
+                Err(e) => log::error!("job {id}: cannot read its record, leaving it alone: {e}"),
+            }
+        }
         Ok((jobs, ids))
     }
 }
@@ -141,7 +145,7 @@ mod tests {
         job.stage = Stage::Created;
         job.status = JobStatus::Complete;
         job.project_id = Some("cxyz".into());
-        job.request = Some(json!({"scale_factor": 2}));
+        job.request = Some(json!({"scale_factor": 2}).into());
         job.outputs.push(OutputFile {
             name: "output.png".into(),
             url: "http://x/output.png".into(),

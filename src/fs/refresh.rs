@@ -162,8 +162,9 @@ impl Refresh {
 }
 
 /// A job folder as last announced: name → (kind, digest and size of a content made from the
-/// job's state; `None` for local files, which never change).
-type Folder = HashMap<String, (Kind, Option<(u64, u64)>)>;
+/// job's state; `None` for local files, which never change), sorted by name. A boxed slice,
+/// not a map: one is kept for every job, and a folder has a handful of entries.
+type Folder = Box<[(Box<str>, Kind, Option<(u64, u64)>)]>;
 
 struct Replayer<'a> {
     refresh: &'a Refresh,
@@ -191,7 +192,7 @@ impl Replayer<'_> {
         let job = self.registry.job(id)?;
         let ino = dir_ino(id);
         let parts: HashMap<String, Part> = job_folder::parts(&job).into_iter().collect();
-        let folder = self
+        let mut folder = self
             .drive
             .readdir(ino)
             .ok()?
@@ -205,9 +206,11 @@ impl Replayer<'_> {
                         c.hash(&mut h);
                         (h.finish(), c.len() as u64)
                     });
-                (e.name, (e.kind, digest))
+                (e.name.into_boxed_str(), e.kind, digest)
             })
-            .collect();
+            .collect::<Vec<_>>();
+        folder.sort_by(|a, b| a.0.cmp(&b.0));
+        let folder = folder.into_boxed_slice();
         Some((ino, folder))
     }
 
@@ -248,10 +251,10 @@ impl Replayer<'_> {
             return;
         };
         let dir = self.jobs.join(&job.name);
-        let mut names: Vec<_> = now.iter().collect();
-        names.sort_by(|a, b| a.0.cmp(b.0));
-        for (name, (kind, digest)) in names {
-            match (before.get(name), digest) {
+        for (name, kind, digest) in now.iter() {
+            let name: &str = name;
+            let was = before.iter().find(|b| &*b.0 == name).map(|b| (b.1, b.2));
+            match (was, digest) {
                 (None, _) => {
                     self.create(ino, name, &dir.join(name), *kind);
                     // A new output shows in outputs/ too.
@@ -262,7 +265,7 @@ impl Replayer<'_> {
                         self.create(OUTPUTS, &flat, &self.outputs.join(&flat), Kind::File);
                     }
                 }
-                (Some((_, was)), Some((_, size))) if was != digest => {
+                (Some((_, was)), Some((_, size))) if was != *digest => {
                     self.modified(&dir.join(name), *size)
                 }
                 _ => {}

@@ -189,8 +189,8 @@ pub fn shows(job: &Job, part: Part) -> bool {
 pub fn content(job: &Job, part: Part) -> Option<Vec<u8>> {
     match part {
         Part::Status => Some(job.status_text().into_bytes()),
-        Part::JobJson => job.project.as_ref().map(pretty),
-        Part::Request => job.request.as_ref().map(pretty),
+        Part::JobJson => job.project.as_ref().map(|j| j.pretty()),
+        Part::Request => job.request.as_ref().map(|j| j.pretty()),
         Part::Error => job.error_text().map(String::into_bytes),
         Part::Output(_) | Part::Input(_) => None,
     }
@@ -212,12 +212,6 @@ pub fn local_file(layout: &Layout, job: &Job, part: Part) -> Option<PathBuf> {
             .filter(|p| p.exists()),
         _ => None,
     }
-}
-
-fn pretty(v: &serde_json::Value) -> Vec<u8> {
-    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
-    s.push('\n');
-    s.into_bytes()
 }
 
 #[cfg(test)]
