@@ -33,6 +33,9 @@ struct State {
 #[derive(Debug)]
 pub struct Credits {
     state: Mutex<State>,
+    /// Held while a submission is checked against the budget and its price reserved, so two
+    /// submissions at once cannot both fit in the same room.
+    admitting: Mutex<()>,
     /// `budget.json` in the state directory (`None`: not persisted, for tests of the engine).
     path: Option<PathBuf>,
     /// Wakes jobs waiting for credits when the balance changes.
@@ -87,10 +90,16 @@ impl Credits {
                 budget,
                 ..State::default()
             }),
+            admitting: Mutex::new(()),
             path,
             changed: tokio::sync::Notify::new(),
             refresh_every,
         }
+    }
+
+    /// Held across a submission's budget check and the reservation of its price.
+    pub fn admit(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.admitting.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -168,7 +177,8 @@ impl Credits {
             if s.budget.limit.is_none() {
                 return;
             }
-            s.budget.spent += expected;
+            // What it really cost, if more than expected: the budget never under-counts.
+            s.budget.spent += expected.max(charged);
             s.budget.clone()
         };
         self.save(&saved);

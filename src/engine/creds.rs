@@ -76,12 +76,29 @@ fn privileged() -> bool {
 /// When mhfs runs as that user already, it is a plain open; when it runs as another unprivileged
 /// user it cannot take on the caller's rights, so it refuses (`PermissionDenied`) rather than
 /// read with its own.
+/// Opens a file for reading without ever blocking on it: a FIFO or a device named by a request
+/// opens at once (non-blocking) and is then refused as not a regular file.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a regular file", path.display()),
+        ));
+    }
+    Ok(file)
+}
+
 pub fn open_as(path: &Path, caller: Caller) -> io::Result<File> {
     // SAFETY: geteuid cannot fail and touches no memory.
     let me = unsafe { libc::geteuid() };
     if !privileged() {
         if caller.uid == me {
-            return File::open(path);
+            return open_regular(path);
         }
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
@@ -96,7 +113,7 @@ pub fn open_as(path: &Path, caller: Caller) -> io::Result<File> {
     std::thread::scope(|s| {
         s.spawn(move || {
             become_for_files(caller, &groups)?;
-            File::open(&path)
+            open_regular(&path)
         })
         .join()
         .unwrap_or_else(|_| Err(io::Error::other("the thread opening the file panicked")))

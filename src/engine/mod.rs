@@ -307,11 +307,18 @@ impl Engine {
         if chain.handed_on || job.is_active() || chain.step + 1 >= chain.steps.len() {
             return;
         }
+        // Checked and marked in one step of the registry: two tasks ending at once (a kick
+        // racing the end of the last one) hand the step on once, never twice.
+        let mut won = false;
         self.registry.update(id, |j| {
             if let Some(c) = j.chain.as_mut() {
+                won = !c.handed_on;
                 c.handed_on = true;
             }
         });
+        if !won {
+            return;
+        }
         let layout = self.registry.layout();
         let output = job
             .outputs
@@ -785,14 +792,21 @@ impl Engine {
                 let expected = planned_job
                     .tool()
                     .map_or(0, |t| crate::api::catalog::price(t, &plan.body));
-                let reserved = credits::reserved(&self.registry, Some(id));
-                if let Err(over) = self.cfg.credits.check(expected, reserved) {
-                    return self.fail(
-                        id,
-                        Stage::Failed,
-                        "over_budget",
-                        &format!("not submitted: {over}; nothing was uploaded or billed"),
-                    );
+                {
+                    // Checked and reserved as one step: submissions planned at once cannot
+                    // all fit in the same room of the budget.
+                    let _admit = self.cfg.credits.admit();
+                    let reserved = credits::reserved(&self.registry, Some(id));
+                    if let Err(over) = self.cfg.credits.check(expected, reserved) {
+                        return self.fail(
+                            id,
+                            Stage::Failed,
+                            "over_budget",
+                            &format!("not submitted: {over}; nothing was uploaded or billed"),
+                        );
+                    }
+                    self.registry
+                        .update(id, |j| j.expected_credits = Some(expected));
                 }
                 if !self.claim(id, &planned_job, fingerprint) {
                     return Err(Stopped);
@@ -1017,7 +1031,7 @@ impl Engine {
             return Err(Stopped);
         };
         let slug = job.tool.clone();
-        let since = Instant::now();
+        let mut since = Instant::now();
         let mut attempt = 0;
         loop {
             let result = {
@@ -1063,6 +1077,8 @@ impl Engine {
                     if self.registry.job(id).is_none() {
                         return Err(Stopped);
                     }
+                    // An outage after a long wait for credits has its own full allowance.
+                    since = Instant::now();
                 }
                 Err(e @ ApiError::Retryable { .. }) => {
                     // Nothing was created: ready to send again (a stop now resends it later).

@@ -916,7 +916,7 @@ fn resolve_local(
     let opened = if path.is_absolute() {
         match writer {
             Some((uid, gid)) => super::creds::open_as(path, super::creds::Caller { uid, gid }),
-            None => std::fs::File::open(path),
+            None => super::creds::open_regular(path),
         }
     } else {
         // Relative: another file dropped with it (a folder's file).
