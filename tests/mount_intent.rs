@@ -113,13 +113,7 @@ fn an_unchanged_prompt_saved_three_times_is_created_once() {
 #[test]
 fn an_editor_saving_the_same_prompt_three_times_bills_it_once() {
     let Some(d) = TestDrive::start() else { return };
-    if std::process::Command::new("vim")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(std::env::var_os("CI").is_none(), "CI: vim is required");
-        eprintln!("skipped: no vim");
+    if !common::have("vim") {
         return;
     }
     // vim writes the file (with its swap file and 4913 probe) each time it saves.

@@ -154,13 +154,7 @@ fn scratch_names_never_submit() {
 #[test]
 fn vim_writes_one_job_and_its_swap_files_none() {
     let Some(d) = TestDrive::start() else { return };
-    if std::process::Command::new("vim")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        assert!(std::env::var_os("CI").is_none(), "CI: vim is required");
-        eprintln!("skipped: no vim");
+    if !common::have("vim") {
         return;
     }
     // vim makes .poem.txt.swp and probes with 4913 before writing poem.txt.

@@ -375,8 +375,8 @@ impl Filesystem for Fuse {
         }
     }
 
-    /// Only the refresh thread's (live refresh, announcing a new file): regular files are
-    /// made by `create`, other kinds are not supported.
+    /// The refresh thread's (live refresh, announcing a new file), or a regular file made
+    /// without opening it (the kernel's NFS server); special files are refused.
     fn mknod(
         &self,
         req: &Request,

@@ -37,5 +37,22 @@ pub fn check_output(tool: &Tool, path: &Path) {
     }
 }
 
+/// Whether a program the test drives is installed; under CI it must be (the test script
+/// installs it), elsewhere the test is skipped with a message.
+pub fn have(program: &str) -> bool {
+    let found = std::process::Command::new(program)
+        .arg("--version")
+        .output()
+        .is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI: {program} is required"
+        );
+        eprintln!("skipped: no {program}");
+    }
+    found
+}
+
 pub mod drive;
 pub mod engine;
