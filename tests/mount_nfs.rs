@@ -1,10 +1,11 @@
 //! One drive for a team over NFS: the mount re-exported by nfs-ganesha (FSAL VFS, NFSv4 only, on
-//! a loopback port of its own), driven with libnfs's userspace client (`nfs-cp`, `nfs-ls`): no
-//! kernel NFS client or server needed.
+//! a loopback port of its own), driven with libnfs's userspace client (`nfs-cp`, `nfs-ls`, and
+//! tests/nfs/nfs-as.py for a given user and for `rm -r`): no kernel NFS client or server needed.
 
 mod common;
 
 use std::net::TcpStream;
+use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -148,6 +149,18 @@ EXPORT {{
         );
         out
     }
+
+    /// tests/nfs/nfs-as.py as user `uid` (AUTH_SYS `uid`:`uid`; ganesha does the file operations
+    /// with those credentials, so FUSE sees that user), with `args`, run in `cwd`.
+    fn as_user(&self, uid: u32, cwd: &Path, args: &[&str]) -> Output {
+        Command::new("python3")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/nfs/nfs-as.py"))
+            .arg(uid.to_string())
+            .args(args)
+            .current_dir(cwd)
+            .output()
+            .unwrap()
+    }
 }
 
 impl Drop for Ganesha {
@@ -171,8 +184,7 @@ impl Drop for Ganesha {
 /// A photo copied in over NFS with libnfs's `nfs-cp` submits exactly once: ganesha creates it
 /// with EXCLUSIVE4 and stores the create verifier in the file's atime and mtime, which the
 /// inbox keeps apart and reports back. Its output reads back over NFS byte for byte, and
-/// `nfs-ls` lists `jobs/`. (libnfs-utils has no remove tool: deleting a job over NFS is not
-/// checked here.)
+/// `nfs-ls` lists `jobs/`. (Deleting a job over NFS: the next test.)
 #[test]
 fn a_photo_copied_in_over_nfs_submits_once_and_its_output_reads_back() {
     if !common::drive::fuse_available() {
@@ -242,5 +254,90 @@ fn a_photo_copied_in_over_nfs_submits_once_and_its_output_reads_back() {
         "nfs-ls jobs/: {listed}"
     );
     assert_eq!(d.count("create"), 1, "{}", d.log());
+    drop(nfs);
+}
+
+/// A job submitted over NFS is its submitter's: another NFS user's `rm -r` of it is refused and
+/// sends nothing, and the submitter's own `rm -r` (tests/nfs/nfs-as.py: libnfs's REMOVE and
+/// RMDIR) sends one DELETE and the folder is gone, locally and over NFS.
+#[test]
+fn a_job_is_deleted_over_nfs_by_its_submitter_alone() {
+    if !common::drive::fuse_available() {
+        return;
+    }
+    for program in ["ganesha.nfsd", "nfs-cp", "nfs-ls", "python3"] {
+        if !have(program) {
+            return skip(&format!("{program} is not installed"));
+        }
+    }
+    let Some(d) = TestDrive::with_args(
+        MockConfig {
+            render_time: Duration::ZERO,
+            ..MockConfig::default()
+        },
+        &["--allow-other", "--allow-other-submit"],
+    ) else {
+        return;
+    };
+    let nfs = match Ganesha::start(&d.dir.path().join("ganesha"), &d.mnt()) {
+        Ok(g) => g,
+        Err(why) => return skip(&format!("ganesha cannot start: {why}")),
+    };
+    let local = d.outside();
+    common::sample(&local, "photo", mhfs::api::catalog::Media::Image);
+    // Two users with no account here: NFS's AUTH_SYS carries bare numbers.
+    let (alice, bob) = (61_001, 61_002);
+
+    let put = nfs.as_user(
+        alice,
+        &local,
+        &[
+            "put",
+            "photo.png",
+            &nfs.url("inbox/ai-image-upscaler/photo.png"),
+        ],
+    );
+    assert!(
+        put.status.success(),
+        "{}",
+        String::from_utf8_lossy(&put.stderr)
+    );
+    assert_eq!(
+        d.wait_status("photo", &["complete"]),
+        "complete",
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        std::fs::metadata(d.path("jobs/photo")).unwrap().uid(),
+        alice,
+        "the job is its submitter's\n{}",
+        d.log()
+    );
+
+    let refused = nfs.as_user(bob, &local, &["rm", &nfs.url("jobs/photo")]);
+    assert!(!refused.status.success(), "bob may not remove alice's job");
+    assert_eq!(d.count("delete"), 0, "{}", d.log());
+    assert!(d.path("jobs/photo/output.png").exists());
+
+    let removed = nfs.as_user(alice, &local, &["rm", &nfs.url("jobs/photo")]);
+    assert!(
+        removed.status.success(),
+        "{}\n{}\n{}",
+        String::from_utf8_lossy(&removed.stderr),
+        d.log(),
+        nfs.log()
+    );
+    assert_eq!(d.count("delete"), 1, "{}", d.log());
+    assert_eq!(d.count("create"), 1, "{}", d.log());
+    assert!(!d.path("jobs/photo").exists());
+    let listed = nfs.ok(&local, "nfs-ls", &[&nfs.url("jobs")]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(
+        !listed
+            .lines()
+            .any(|l| l.ends_with(" photo") || l == "photo"),
+        "nfs-ls jobs/: {listed}"
+    );
     drop(nfs);
 }

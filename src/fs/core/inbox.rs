@@ -707,7 +707,10 @@ impl Drive {
     }
 
     /// A writer opened an existing inbox file for writing: it is now its writer (the last
-    /// writer's rights are the ones its JSON references are read with).
+    /// writer's rights are the ones its JSON references are read with). Except root: a file
+    /// server re-opens its clients' files as root (nfs-ganesha does, after creating them as the
+    /// client), and the job stays the client's (its creator's, or after a restart its owner on
+    /// disk).
     pub fn opened_by(&self, fh: u64, owner: (u32, u32)) {
         let mut inner = self.lock();
         if let Some(Handle::Staged {
@@ -715,7 +718,9 @@ impl Drive {
         }) = inner.handles.get(&fh)
         {
             let id = *id;
-            inner.writers.insert(id, owner);
+            if owner.0 != 0 {
+                inner.writers.insert(id, owner);
+            }
         }
     }
 
