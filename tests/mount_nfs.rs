@@ -181,33 +181,43 @@ impl Drop for Ganesha {
     }
 }
 
+/// A drive on the mock (jobs render at once) re-exported by its own ganesha; `None` (the test
+/// skipped, or failed under CI) where FUSE, ganesha, libnfs-utils or python3 is missing.
+fn drive_over_nfs() -> Option<(TestDrive, Ganesha)> {
+    if !common::drive::fuse_available() {
+        return None;
+    }
+    for program in ["ganesha.nfsd", "nfs-cp", "nfs-ls", "python3"] {
+        if !have(program) {
+            skip(&format!("{program} is not installed"));
+            return None;
+        }
+    }
+    // ganesha does file operations with the client's credentials: allow_other, as deployed.
+    let d = TestDrive::with_args(
+        MockConfig {
+            render_time: Duration::ZERO,
+            ..MockConfig::default()
+        },
+        &["--allow-other", "--allow-other-submit"],
+    )?;
+    match Ganesha::start(&d.dir.path().join("ganesha"), &d.mnt()) {
+        Ok(nfs) => Some((d, nfs)),
+        Err(why) => {
+            skip(&format!("ganesha cannot start: {why}"));
+            None
+        }
+    }
+}
+
 /// A photo copied in over NFS with libnfs's `nfs-cp` submits exactly once: ganesha creates it
 /// with EXCLUSIVE4 and stores the create verifier in the file's atime and mtime, which the
 /// inbox keeps apart and reports back. Its output reads back over NFS byte for byte, and
 /// `nfs-ls` lists `jobs/`. (Deleting a job over NFS: the next test.)
 #[test]
 fn a_photo_copied_in_over_nfs_submits_once_and_its_output_reads_back() {
-    if !common::drive::fuse_available() {
+    let Some((d, nfs)) = drive_over_nfs() else {
         return;
-    }
-    for program in ["ganesha.nfsd", "nfs-cp", "nfs-ls"] {
-        if !have(program) {
-            return skip(&format!("{program} is not installed"));
-        }
-    }
-    // ganesha does file operations with the client's credentials: allow_other, as deployed.
-    let Some(d) = TestDrive::with_args(
-        MockConfig {
-            render_time: Duration::ZERO,
-            ..MockConfig::default()
-        },
-        &["--allow-other", "--allow-other-submit"],
-    ) else {
-        return;
-    };
-    let nfs = match Ganesha::start(&d.dir.path().join("ganesha"), &d.mnt()) {
-        Ok(g) => g,
-        Err(why) => return skip(&format!("ganesha cannot start: {why}")),
     };
     let local = d.outside();
     let photo = common::sample(&local, "photo", mhfs::api::catalog::Media::Image);
@@ -262,26 +272,8 @@ fn a_photo_copied_in_over_nfs_submits_once_and_its_output_reads_back() {
 /// RMDIR) sends one DELETE and the folder is gone, locally and over NFS.
 #[test]
 fn a_job_is_deleted_over_nfs_by_its_submitter_alone() {
-    if !common::drive::fuse_available() {
+    let Some((d, nfs)) = drive_over_nfs() else {
         return;
-    }
-    for program in ["ganesha.nfsd", "nfs-cp", "nfs-ls", "python3"] {
-        if !have(program) {
-            return skip(&format!("{program} is not installed"));
-        }
-    }
-    let Some(d) = TestDrive::with_args(
-        MockConfig {
-            render_time: Duration::ZERO,
-            ..MockConfig::default()
-        },
-        &["--allow-other", "--allow-other-submit"],
-    ) else {
-        return;
-    };
-    let nfs = match Ganesha::start(&d.dir.path().join("ganesha"), &d.mnt()) {
-        Ok(g) => g,
-        Err(why) => return skip(&format!("ganesha cannot start: {why}")),
     };
     let local = d.outside();
     common::sample(&local, "photo", mhfs::api::catalog::Media::Image);
