@@ -118,7 +118,13 @@ fn job_files_are_snapshots_sized_exactly() {
     let job = c.drive.lookup(JOBS, "cat").unwrap();
     let status = c.drive.lookup(job.ino, "status").unwrap();
     assert_eq!(status.size, "uploading\n".len() as u64);
-    assert_eq!(status.ttl, Duration::ZERO, "no attribute caching");
+    // Kept by the kernel: every change is pushed to it, attributes and the folder's listing.
+    assert!(status.ttl > Duration::ZERO);
+    let pushed = mhfs::fs::core::invalidations(&mhfs::engine::registry::Change::Updated(id));
+    assert!(pushed.contains(&mhfs::fs::core::Inval::Inode(status.ino)));
+    assert!(pushed.contains(&mhfs::fs::core::Inval::Listing(job.ino)));
+    assert!(c.drive.keeps_listing(job.ino));
+    assert!(!c.drive.keeps_listing(JOBS));
     let opened = c.drive.open(status.ino, false, false).unwrap();
     assert!(opened.direct_io);
     c.registry.update(id, |j| j.status = JobStatus::Downloading);

@@ -171,3 +171,39 @@ fn delete_sends_one_delete_and_forgets_the_job() {
     assert!(!job_dir.exists());
     assert_eq!(mock.count("delete"), 1);
 }
+
+#[test]
+fn render_times_are_kept_in_the_store_and_learned_at_the_next_start() {
+    let rt = runtime();
+    let mock = rt
+        .block_on(MockServer::start_local(MockConfig {
+            render_time: Duration::from_millis(300),
+            ..MockConfig::default()
+        }))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    let _guard = rt.enter();
+    // The documented cadence (nothing set): what a mount does.
+    let cfg = mhfs::engine::EngineConfig {
+        poll_base: None,
+        ..config()
+    };
+    let tool = "ai-image-generator";
+    let engine = engine_with(&mock.url(), &registry, cfg.clone());
+    assert_eq!(engine.typical_render(tool), None, "nothing seen yet");
+    let id = prompt_job(&registry, "first", "a lighthouse");
+    engine.kick(id);
+    let job = wait_for(&registry, id, &[Stage::Done, Stage::Failed]);
+    assert_eq!(job.status, JobStatus::Complete, "{:?}", job.error);
+    let kept = job.render_ms.expect("its render time is kept in its row");
+    let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
+    assert_eq!(ms(engine.typical_render(tool)), Some(kept));
+    drop(engine);
+    drop(registry);
+    // A new start over the same state directory knows it before any job of the tool ran.
+    let registry = Registry::open(dir.path()).unwrap();
+    let engine = engine_with(&mock.url(), &registry, cfg);
+    assert_eq!(ms(engine.typical_render(tool)), Some(kept));
+    assert_eq!(engine.typical_render("ai-image-upscaler"), None);
+}

@@ -286,6 +286,10 @@ pub struct Job {
     /// sha256 of each downloaded output, by name: a copy dropped into an inbox is recognised.
     #[serde(default)]
     pub output_sha256: std::collections::BTreeMap<String, String>,
+    /// How long it rendered (create → complete, as polls saw it), in milliseconds: kept so
+    /// the poll cadence of its tool is learned across remounts (`typical_render`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub render_ms: Option<u64>,
     pub created: SystemTime,
     pub updated: SystemTime,
 }
@@ -321,6 +325,7 @@ impl Job {
             expected_credits: None,
             credits_charged: None,
             output_sha256: Default::default(),
+            render_ms: None,
             created: now,
             updated: now,
         }

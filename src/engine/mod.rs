@@ -19,7 +19,7 @@ pub(crate) mod store;
 pub(crate) mod submit;
 pub mod webhook;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -97,7 +97,7 @@ pub struct Engine {
     /// saw the job unfinished (for the render times below).
     created_at: Mutex<HashMap<JobId, (Instant, Duration)>>,
     /// Each tool's recent create → complete times: polls wait for its typical time.
-    renders: Mutex<HashMap<String, std::collections::VecDeque<Duration>>>,
+    renders: Mutex<HashMap<String, VecDeque<Duration>>>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -127,6 +127,7 @@ struct Stopped;
 
 impl Engine {
     pub fn new(client: Client, registry: Arc<Registry>, cfg: EngineConfig) -> Arc<Engine> {
+        let renders = kept_renders(&registry);
         Arc::new(Engine {
             client,
             registry,
@@ -139,7 +140,7 @@ impl Engine {
             wakers: Mutex::new(HashMap::new()),
             early: Mutex::new(HashMap::new()),
             created_at: Mutex::new(HashMap::new()),
-            renders: Mutex::new(HashMap::new()),
+            renders: Mutex::new(renders),
             runtime: tokio::runtime::Handle::current(),
         })
     }
@@ -1202,7 +1203,8 @@ impl Engine {
         }
     }
 
-    fn typical_render(&self, tool: &str) -> Option<Duration> {
+    /// What is learned of a tool's render time (the median of its recent jobs), if anything.
+    pub fn typical_render(&self, tool: &str) -> Option<Duration> {
         let seen: Vec<Duration> = self
             .lock(&self.renders)
             .get(tool)?
@@ -1212,17 +1214,13 @@ impl Engine {
         typical_render(&seen)
     }
 
-    /// A job of `tool` created in this run was seen complete.
-    fn rendered(&self, id: JobId, tool: &str) {
-        let Some((at, unfinished)) = self.lock(&self.created_at).remove(&id) else {
-            return;
-        };
-        let mut renders = self.lock(&self.renders);
-        let seen = renders.entry(tool.to_string()).or_default();
-        if seen.len() == RENDERS_KEPT {
-            seen.pop_front();
-        }
-        seen.push_back(render_seen(unfinished, at.elapsed()));
+    /// A job of `tool` created in this run was seen complete: its render time, learned (and
+    /// kept in its row by the caller, so the next mount starts from it).
+    fn rendered(&self, id: JobId, tool: &str) -> Option<Duration> {
+        let (at, unfinished) = self.lock(&self.created_at).remove(&id)?;
+        let render = render_seen(unfinished, at.elapsed());
+        learn_render(&mut self.lock(&self.renders), tool, render);
+        Some(render)
     }
 
     /// One poll, after the cadence's wait (none for the first poll of a task); downloads when
@@ -1272,10 +1270,16 @@ impl Engine {
             }
         };
         let mut next = Next::Poll;
-        self.registry
-            .update(id, |j| next = apply_poll(j, &project, &raw));
+        let complete = matches!(project.status(), crate::api::types::Status::Complete);
+        let render = complete.then(|| self.rendered(id, &job.tool)).flatten();
+        self.registry.update(id, |j| {
+            next = apply_poll(j, &project, &raw);
+            if let Some(r) = render {
+                j.render_ms = Some(r.as_millis() as u64);
+            }
+        });
         match project.status() {
-            crate::api::types::Status::Complete => self.rendered(id, &job.tool),
+            crate::api::types::Status::Complete => {}
             _ if next == Next::Stop => {
                 self.lock(&self.created_at).remove(&id);
             }
@@ -1448,6 +1452,26 @@ impl Engine {
         });
         Ok(())
     }
+}
+
+/// Adds a render time of `tool` to what is learned of it (the last `RENDERS_KEPT`).
+fn learn_render(renders: &mut HashMap<String, VecDeque<Duration>>, tool: &str, d: Duration) {
+    let seen = renders.entry(tool.to_string()).or_default();
+    if seen.len() == RENDERS_KEPT {
+        seen.pop_front();
+    }
+    seen.push_back(d);
+}
+
+/// The render times kept in the jobs' rows, oldest first: what earlier mounts learned.
+fn kept_renders(registry: &Registry) -> HashMap<String, VecDeque<Duration>> {
+    let mut kept = registry.select(|j| j.render_ms.map(|ms| (j.updated, j.tool.clone(), ms)));
+    kept.sort();
+    let mut renders = HashMap::new();
+    for (_, tool, ms) in kept {
+        learn_render(&mut renders, &tool, Duration::from_millis(ms));
+    }
+    renders
 }
 
 /// The `error` of a job whose create may or may not have happened.

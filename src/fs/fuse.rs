@@ -125,6 +125,10 @@ impl Fuse {
 /// that size (coreutils takes `max(128 KiB, st_blksize)`): a quarter as many round trips into
 /// the daemon as with 4 KiB (which they round up to 128 KiB).
 const BLKSIZE: u32 = 1 << 20;
+/// The block size of small content read without the page cache (`Attr::direct`): each read
+/// pins (and first faults in) as much of the reader's buffer as it asks for, and `cat` would
+/// ask for BLKSIZE to read `status`'s ten bytes; with a page, its usual 128 KiB.
+const DIRECT_BLKSIZE: u32 = 4096;
 
 fn attr(a: &Attr) -> FileAttr {
     let (kind, nlink) = match a.kind {
@@ -145,7 +149,7 @@ fn attr(a: &Attr) -> FileAttr {
         uid: a.uid,
         gid: a.gid,
         rdev: 0,
-        blksize: BLKSIZE,
+        blksize: if a.direct { DIRECT_BLKSIZE } else { BLKSIZE },
         flags: 0,
     }
 }
@@ -230,6 +234,7 @@ impl Filesystem for Fuse {
         // NFS re-export (nfsd, nfs-ganesha's FSAL_VFS): file handles carry the inode number,
         // stable for jobs; the kernel rebuilds one it no longer caches with LOOKUP "." / "..".
         let _ = config.add_capabilities(InitFlags::FUSE_EXPORT_SUPPORT);
+
         // The largest reads and writes the kernel allows: readahead can only be lowered from
         // what the kernel offers, so ask for all of it; writes are capped by max_pages (fuser
         // derives it from its 16 MiB max_write; the kernel clamps it to max_pages_limit).
@@ -592,14 +597,20 @@ impl Filesystem for Fuse {
                     .backing
                     .as_ref()
                     .and_then(|f| self.backing_id(ino.0, o.fh, f, &reply));
+                // Only a staged file being written acts on its flush (its close submits it):
+                // no FLUSH round trip at the close of anything opened to read.
+                let mut flags = open_flags(&o);
+                if !write {
+                    flags |= FopenFlags::FOPEN_NOFLUSH;
+                }
                 match id {
                     // The kernel reads the backing file through its own page cache; keeping
                     // the FUSE inode's cache too makes every read of the open fail (EIO).
                     Some(id) => {
-                        let flags = open_flags(&o) - FopenFlags::FOPEN_KEEP_CACHE;
+                        let flags = flags - FopenFlags::FOPEN_KEEP_CACHE;
                         reply.opened_passthrough(FileHandle(o.fh), flags, &id)
                     }
-                    None => reply.opened(FileHandle(o.fh), open_flags(&o)),
+                    None => reply.opened(FileHandle(o.fh), flags),
                 }
             }
             Err(e) => reply.error(refused(&self.drive, "open", e)),
@@ -687,6 +698,18 @@ impl Filesystem for Fuse {
         }
         drop(backing);
         reply.ok();
+    }
+
+    /// A job folder's listing is kept by the kernel (FOPEN_CACHE_DIR) until the job changes
+    /// (`Inval::Listing`): `find` and file managers list it without asking. Every other
+    /// folder changes in ways the kernel does not see, and is listed afresh.
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let flags = if self.drive.keeps_listing(ino.0) {
+            FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
+        } else {
+            FopenFlags::empty()
+        };
+        reply.opened(FileHandle(0), flags);
     }
 
     fn readdir(
@@ -878,6 +901,8 @@ pub fn spawn_invalidator(
                     }
                     // Attributes only (negative offset): never drop pages under a read.
                     super::core::Inval::Inode(ino) => notifier.inval_inode(INodeNo(*ino), -1, 0),
+                    // A folder's attributes and its cached listing.
+                    super::core::Inval::Listing(ino) => notifier.inval_inode(INodeNo(*ino), 0, 0),
                 };
                 if let Err(e) = result
                     && e.raw_os_error() != Some(libc::ENOENT)

@@ -326,6 +326,7 @@ impl Replayer<'_> {
             ttl: Duration::ZERO,
             uid,
             gid,
+            direct: false,
         };
         let _ = self.notifier.inval_entry(INodeNo(parent), OsStr::new(name));
         self.refresh.lock().ghost = Some((parent, name.to_string(), attr));

@@ -134,12 +134,12 @@ pub fn flat_owner_candidates(name: &str) -> Vec<&str> {
     v
 }
 
-/// The inodes whose content follows the job's state (for invalidation when it changes).
+/// The files whose content follows the job's state (for invalidation when it changes; the
+/// folder itself is invalidated with its listing).
 pub fn live_inos(id: JobId) -> impl Iterator<Item = u64> {
     [Part::Status, Part::JobJson, Part::Request, Part::Error]
         .into_iter()
         .filter_map(move |p| part_ino(id, p))
-        .chain(std::iter::once(dir_ino(id)))
 }
 
 /// The names in a job folder, in display order.

@@ -52,6 +52,10 @@ const FIRST_STAGED: u64 = 1024;
 
 /// How long the kernel may cache: directories and immutable files longer, changing files not.
 const DIR_TTL: Duration = Duration::from_secs(1);
+/// A job folder in `jobs/` and its entries: only the daemon changes them, and every change it
+/// makes is pushed to the kernel as it happens (`invalidations`), so the kernel may keep them
+/// long; `find`, `cat */status` and file managers then cost no lookups.
+const JOB_TTL: Duration = Duration::from_secs(60);
 const FILE_TTL: Duration = Duration::from_millis(100);
 const LIVE_TTL: Duration = Duration::ZERO;
 
@@ -76,6 +80,10 @@ pub struct Attr {
     pub ttl: Duration,
     pub uid: u32,
     pub gid: u32,
+    /// Small content read without the page cache (`status`, `job.json`, `activity.log`,
+    /// `credits`: `Opened::direct_io`): `stat` reports a small block size, since the kernel
+    /// pins as much of the reader's buffer as it asks for at every read.
+    pub direct: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -101,8 +109,14 @@ pub struct Opened {
 /// What the kernel should forget, sent from outside the handlers (never from inside one).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Inval {
-    Entry { parent: u64, name: String },
+    Entry {
+        parent: u64,
+        name: String,
+    },
+    /// A file's attributes.
     Inode(u64),
+    /// A folder's attributes and the listing the kernel keeps of it (`keeps_listing`).
+    Listing(u64),
 }
 
 pub type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
@@ -121,7 +135,10 @@ pub struct Hooks {
 /// What the kernel must forget when a job changes.
 pub fn invalidations(change: &Change) -> Vec<Inval> {
     match change {
-        Change::Updated(id) => job_folder::live_inos(*id).map(Inval::Inode).collect(),
+        Change::Updated(id) => job_folder::live_inos(*id)
+            .map(Inval::Inode)
+            .chain([Inval::Listing(job_folder::dir_ino(*id))])
+            .collect(),
         Change::Added { name, .. } => vec![Inval::Entry {
             parent: JOBS,
             name: name.clone(),

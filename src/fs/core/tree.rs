@@ -30,6 +30,7 @@ impl Drive {
             ttl,
             uid: self.cfg.uid,
             gid: self.cfg.gid,
+            direct: false,
         }
     }
 
@@ -97,7 +98,7 @@ impl Drive {
             Local(Option<PathBuf>),
         }
         let layout = self.registry.layout();
-        let (seen, (uid, gid)) = self
+        let (seen, (uid, gid), in_jobs) = self
             .registry
             .with_job(id, |job| {
                 let seen = match part {
@@ -108,7 +109,7 @@ impl Drive {
                         None => Seen::Local(job_folder::local_file(layout, job, p)),
                     },
                 };
-                (seen, self.job_owner(job))
+                (seen, self.job_owner(job), job.trashed.is_none())
             })
             .ok_or(FsError::quiet(libc::ENOENT))?;
         // Shared mount: the submitter's, readable by the mount's owner's group; kept inputs by
@@ -127,12 +128,31 @@ impl Drive {
             Seen::Dir(t) => self.attr(ino, Kind::Dir, 0, dir_mode, t),
             Seen::Content(len, t) => Attr {
                 ttl: LIVE_TTL,
+                direct: true,
                 ..self.attr(ino, Kind::File, len as u64, file_mode, t)
             },
             Seen::Local(Some(path)) => self.disk_attr(ino, &path, Some(file_mode))?,
             Seen::Local(None) => return Err(FsError::quiet(libc::ENOENT)),
         };
-        Ok(Attr { uid, gid, ..attr })
+        // In jobs/, every change is pushed to the kernel (`invalidations`): the folder and
+        // the entries that, once shown, stay (status, request.json, job.json, outputs) are
+        // kept long. `error` and kept inputs go away when an unknown create is settled, and a
+        // trashed job's entries live elsewhere: those keep the short TTLs.
+        let lasting = matches!(
+            part,
+            None | Some(Part::Status | Part::Request | Part::JobJson | Part::Output(_))
+        );
+        let ttl = if in_jobs && lasting {
+            JOB_TTL
+        } else {
+            attr.ttl
+        };
+        Ok(Attr {
+            uid,
+            gid,
+            ttl,
+            ..attr
+        })
     }
 
     /// The file behind an open inbox (or `.trashinfo`) handle: it stays usable after its name
@@ -171,6 +191,7 @@ impl Drive {
             .unwrap_or_else(|_| self.attr(ACTIVITY, Kind::File, 0, perm, self.started));
         Attr {
             ttl: LIVE_TTL,
+            direct: true,
             ..attr
         }
     }
@@ -184,7 +205,12 @@ impl Drive {
         if !shown {
             return Err(FsError::quiet(libc::ENOENT));
         }
-        self.job_attr(ino, id, Some(Part::Output(i)))
+        // Its name follows the job's (a rename of the job renames it): not kept long.
+        let attr = self.job_attr(ino, id, Some(Part::Output(i)))?;
+        Ok(Attr {
+            ttl: FILE_TTL,
+            ..attr
+        })
     }
 
     /// The entry of `outputs/` with this name.
@@ -258,6 +284,7 @@ impl Drive {
             Node::Flat(id, i) => self.flat_attr(ino, id, i),
             Node::Credits => Ok(Attr {
                 ttl: LIVE_TTL,
+                direct: true,
                 ..self.attr(
                     ino,
                     Kind::File,
@@ -395,6 +422,13 @@ impl Drive {
         let ino = Self::staged_ino(&mut inner, &rel);
         Self::remember(&mut inner, ino);
         Ok(Attr { ino, ..attr })
+    }
+
+    /// Whether the kernel may keep this folder's listing across opens: a job folder, each
+    /// change of which is pushed to it (`Inval::Listing`; the kernel resets it by itself
+    /// after its own changes there).
+    pub fn keeps_listing(&self, ino: u64) -> bool {
+        matches!(job_folder::decode(ino), Some((_, None)))
     }
 
     pub fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
