@@ -256,6 +256,11 @@ pub struct MountArgs {
     /// Seconds between reads of the balance (GET /v1/account).
     #[arg(long, default_value_t = 60.0)]
     pub credits_refresh: f64,
+    /// The most bytes of outputs kept on local disk (e.g. 20G; K, M, G, T are binary units):
+    /// the most recently read stay, the others are fetched again when opened, and every output
+    /// stays listed with its size. Default: no bound.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub cache_size: Option<u64>,
     /// Run in the background: return once mounted (log to --log-file, default
     /// <state-dir>/mhfs.log); `umount MOUNTPOINT` stops it.
     #[arg(long)]
@@ -263,6 +268,37 @@ pub struct MountArgs {
     /// Mount even on a folder that is not empty (its files are hidden while mounted).
     #[arg(long)]
     pub allow_non_empty: bool,
+}
+
+/// A size in bytes: a whole number, optionally followed by K, M, G or T (binary units: 1K is
+/// 1024 bytes), with an optional `B`/`iB` (`20G`, `20GiB`, `512M`, `1000000`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| {
+        format!("{text:?}: a size is a whole number of bytes, or with K, M, G or T")
+    })?;
+    let unit = unit.trim().to_ascii_uppercase();
+    let unit = unit
+        .strip_suffix("IB")
+        .or_else(|| unit.strip_suffix('B'))
+        .unwrap_or(&unit);
+    let shift = match unit {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit (use K, M, G or T, binary: 1K = 1024 bytes)"
+            ));
+        }
+    };
+    number
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?}: too large"))
 }
 
 /// A mount point must be an empty folder unless `--allow-non-empty`: what is in it would be
@@ -282,6 +318,26 @@ pub fn check_mountpoint(args: &MountArgs) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sizes_take_binary_units() {
+        use super::parse_size;
+        assert_eq!(parse_size("0"), Ok(0));
+        assert_eq!(parse_size("1000000"), Ok(1_000_000));
+        assert_eq!(parse_size("1K"), Ok(1024));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("20G"), Ok(20 << 30));
+        assert_eq!(parse_size("20g"), Ok(20 << 30));
+        assert_eq!(parse_size("20GiB"), Ok(20 << 30));
+        assert_eq!(parse_size("20 GB"), Ok(20 << 30));
+        assert_eq!(parse_size("2T"), Ok(2 << 40));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("G").is_err());
+        assert!(parse_size("1.5G").is_err());
+        assert!(parse_size("-1G").is_err());
+        assert!(parse_size("3X").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+
     #[test]
     fn mountinfo_escapes_are_undone() {
         assert_eq!(
@@ -680,6 +736,7 @@ async fn mount_until_stopped(args: MountArgs) -> Result<(), String> {
             // With webhooks, a job whose events arrive is polled only as a safety net.
             safety_net: webhook.as_ref().map(|_| Duration::from_secs(60)),
             defaults,
+            cache_size: args.cache_size,
             ..EngineConfig::default()
         },
         settle: Duration::from_secs_f64(args.settle.max(0.0)),

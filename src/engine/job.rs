@@ -199,6 +199,10 @@ pub struct OutputFile {
     pub removed: bool,
     #[serde(default)]
     pub size: u64,
+    /// The downloaded file's modification time: what it shows, kept when the file is evicted
+    /// from the local cache (`--cache-size`) and fetched again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtime: Option<SystemTime>,
 }
 
 /// Where a trashed job is: its trash folder (`.Trash-<uid>`) and its name in `files/`.
@@ -419,6 +423,7 @@ pub fn apply_poll(job: &mut Job, project: &Project, raw: &Value) -> Next {
                         done: false,
                         removed: false,
                         size: 0,
+                        mtime: None,
                     }),
                 }
             }

@@ -14,6 +14,7 @@ pub mod job;
 pub mod layout;
 pub mod limiter;
 pub(crate) mod names;
+pub mod output_cache;
 pub mod registry;
 pub(crate) mod store;
 pub(crate) mod submit;
@@ -54,6 +55,9 @@ pub struct EngineConfig {
     pub defaults: Overrides,
     /// The balance, this mount's charges and the budget.
     pub credits: Arc<credits::Credits>,
+    /// `--cache-size`: the most bytes of outputs kept on local disk (`None`: no bound, and
+    /// nothing tracked).
+    pub cache_size: Option<u64>,
 }
 
 impl Default for EngineConfig {
@@ -67,6 +71,7 @@ impl Default for EngineConfig {
             outage: Duration::from_secs(24 * 3600),
             defaults: Overrides::default(),
             credits: Arc::new(credits::Credits::default()),
+            cache_size: None,
         }
     }
 }
@@ -98,6 +103,10 @@ pub struct Engine {
     created_at: Mutex<HashMap<JobId, (Instant, Duration)>>,
     /// Each tool's recent create → complete times: polls wait for its typical time.
     renders: Mutex<HashMap<String, VecDeque<Duration>>>,
+    /// `--cache-size`: the outputs on local disk, least recently used first.
+    outputs: Option<Mutex<output_cache::OutputCache>>,
+    /// Outputs being fetched again, one lock each (output_cache.rs).
+    fetching: output_cache::Fetching,
     runtime: tokio::runtime::Handle,
 }
 
@@ -132,6 +141,9 @@ impl Engine {
             client,
             registry,
             limiter: Limiter::new(cfg.max_in_flight, cfg.max_per_second),
+            outputs: cfg
+                .cache_size
+                .map(|cap| Mutex::new(output_cache::OutputCache::new(cap))),
             cfg,
             evented: Mutex::new(HashSet::new()),
             said: Mutex::new(HashMap::new()),
@@ -141,6 +153,7 @@ impl Engine {
             early: Mutex::new(HashMap::new()),
             created_at: Mutex::new(HashMap::new()),
             renders: Mutex::new(renders),
+            fetching: Mutex::default(),
             runtime: tokio::runtime::Handle::current(),
         })
     }
@@ -148,6 +161,7 @@ impl Engine {
     /// Starts or resumes every unfinished job. A create that was in flight when the process
     /// stopped has an unknown outcome: it is never sent again.
     pub fn resume(self: &Arc<Self>) {
+        self.load_output_cache();
         for job in self.registry.jobs() {
             if job.stage == Stage::Creating {
                 self.registry.update(job.id, |j| {
@@ -260,6 +274,7 @@ impl Engine {
             }
         }
         self.registry.remove(id);
+        self.forget_outputs(id);
         self.registry.end_delete(id);
         self.wakers
             .lock()
@@ -744,6 +759,22 @@ impl Engine {
         let Some(mut job) = self.registry.job(id) else {
             return Err(Stopped);
         };
+        // A pipeline step's input is the step before's output: fetched again if it was evicted
+        // from the local cache (--cache-size), waiting out an API that is down.
+        for (&input, from) in &job.reuse {
+            let missing = job.inputs.get(input).is_some_and(|f| !f.path.exists());
+            let index = self
+                .registry
+                .with_job(from.job, |j| {
+                    j.outputs.iter().position(|o| o.name == from.output)
+                })
+                .flatten();
+            if let (true, Some(i)) = (missing, index)
+                && let Err(e) = self.fetch_output(from.job, i, None).await
+            {
+                return self.fail(id, Stage::Failed, "input_unavailable", &e);
+            }
+        }
         let input_dir = self.registry.layout().input_dir(id);
         let defaults = self.cfg.defaults.clone();
         let planned = tokio::task::spawn_blocking(move || {
@@ -1387,6 +1418,7 @@ impl Engine {
                         }
                         log::info!("job {}: downloaded {} ({size} bytes)", job.name, out.name);
                         let kept = layout.output(id, &out.name);
+                        let mtime = std::fs::metadata(&kept).and_then(|m| m.modified()).ok();
                         let digest =
                             tokio::task::spawn_blocking(move || submit::file_sha256(&kept).ok())
                                 .await
@@ -1395,10 +1427,16 @@ impl Engine {
                         self.registry.update(id, |j| {
                             j.outputs[i].done = true;
                             j.outputs[i].size = size;
+                            j.outputs[i].mtime = mtime;
                             if let Some(d) = digest {
                                 j.output_sha256.insert(out.name.clone(), d);
                             }
                         });
+                        if self.outputs.is_some()
+                            && let Ok(file) = std::fs::File::open(layout.output(id, &out.name))
+                        {
+                            self.output_used(id, i, &file);
+                        }
                         break;
                     }
                     // Expired or refused URL: a fresh one, used at once.

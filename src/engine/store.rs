@@ -152,6 +152,7 @@ mod tests {
             done: true,
             removed: false,
             size: 10,
+            mtime: Some(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(7)),
         });
         store.save(&job).unwrap();
         drop(store);

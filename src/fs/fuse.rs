@@ -13,7 +13,7 @@ use fuser::{
     ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use super::core::{Ask, Attr, Drive, FsError, Kind, Opened, Rmdir, Who};
+use super::core::{Ask, Attr, Drive, FsError, Kind, Open, Opened, Rmdir, Who};
 use super::refresh::{OwnLookup, Refresh};
 
 pub struct Fuse {
@@ -22,8 +22,9 @@ pub struct Fuse {
     /// Whether the kernel granted FUSE passthrough (root, Linux 6.9+).
     passthrough: bool,
     /// Passthrough backing ids: one per inode while any handle is open (the kernel requires
-    /// the same id for every open of an inode), held by each open handle.
-    backing: Mutex<Backing>,
+    /// the same id for every open of an inode), held by each open handle. Shared with the
+    /// tasks that answer an open once its output is fetched again.
+    backing: Arc<Mutex<Backing>>,
     /// Live refresh: the requests of the refresh thread replay the daemon's own changes on the
     /// mount (for inotify) and are answered without side effects (see refresh.rs).
     refresh: Arc<Refresh>,
@@ -43,7 +44,7 @@ impl Fuse {
             drive,
             runtime,
             passthrough: false,
-            backing: Mutex::new(Backing::default()),
+            backing: Arc::default(),
             refresh,
         }
     }
@@ -88,35 +89,64 @@ impl Fuse {
         };
         self.drive.permit(&who, ask)
     }
+}
 
-    /// Registers (or reuses) the backing file of an immutable file, for passthrough reads.
-    fn backing_id(
-        &self,
-        ino: u64,
-        fh: u64,
-        file: &File,
-        reply: &ReplyOpen,
-    ) -> Option<Arc<BackingId>> {
-        if !self.passthrough {
-            return None;
+/// Registers (or reuses) the backing file of an immutable file, for passthrough reads.
+fn backing_id(
+    backing: &Mutex<Backing>,
+    ino: u64,
+    fh: u64,
+    file: &File,
+    reply: &ReplyOpen,
+) -> Option<Arc<BackingId>> {
+    let mut b = backing.lock().unwrap_or_else(|p| p.into_inner());
+    let id = match b.by_inode.get(&ino).and_then(Weak::upgrade) {
+        Some(id) => id,
+        None => match reply.open_backing(file) {
+            Ok(id) => {
+                let id = Arc::new(id);
+                b.by_inode.insert(ino, Arc::downgrade(&id));
+                id
+            }
+            Err(e) => {
+                log::debug!("passthrough unavailable for inode {ino}: {e}");
+                return None;
+            }
+        },
+    };
+    b.by_handle.insert(fh, id.clone());
+    Some(id)
+}
+
+/// Answers an open: through passthrough when the kernel granted it and the file has a backing
+/// file, else as a FUSE handle.
+fn reply_opened(
+    backing: &Mutex<Backing>,
+    passthrough: bool,
+    ino: u64,
+    o: &Opened,
+    write: bool,
+    reply: ReplyOpen,
+) {
+    let id = o
+        .backing
+        .as_ref()
+        .filter(|_| passthrough)
+        .and_then(|f| backing_id(backing, ino, o.fh, f, &reply));
+    // Only a staged file being written acts on its flush (its close submits it): no FLUSH
+    // round trip at the close of anything opened to read.
+    let mut flags = open_flags(o);
+    if !write {
+        flags |= FopenFlags::FOPEN_NOFLUSH;
+    }
+    match id {
+        // The kernel reads the backing file through its own page cache; keeping the FUSE
+        // inode's cache too makes every read of the open fail (EIO).
+        Some(id) => {
+            let flags = flags - FopenFlags::FOPEN_KEEP_CACHE;
+            reply.opened_passthrough(FileHandle(o.fh), flags, &id)
         }
-        let mut b = self.backing.lock().unwrap_or_else(|p| p.into_inner());
-        let id = match b.by_inode.get(&ino).and_then(Weak::upgrade) {
-            Some(id) => id,
-            None => match reply.open_backing(file) {
-                Ok(id) => {
-                    let id = Arc::new(id);
-                    b.by_inode.insert(ino, Arc::downgrade(&id));
-                    id
-                }
-                Err(e) => {
-                    log::debug!("passthrough unavailable for inode {ino}: {e}");
-                    return None;
-                }
-            },
-        };
-        b.by_handle.insert(fh, id.clone());
-        Some(id)
+        None => reply.opened(FileHandle(o.fh), flags),
     }
 }
 
@@ -567,7 +597,7 @@ impl Filesystem for Fuse {
         let write = flags.acc_mode() != OpenAccMode::O_RDONLY;
         let truncate = flags.0 & libc::O_TRUNC != 0;
         let read = flags.acc_mode() != OpenAccMode::O_WRONLY;
-        let opened = (|| -> Result<super::core::Opened, FsError> {
+        let permitted = (|| -> Result<(), FsError> {
             if read {
                 self.permit(
                     req,
@@ -586,34 +616,32 @@ impl Filesystem for Fuse {
                     },
                 )?;
             }
-            self.drive.open(ino.0, write, truncate)
+            Ok(())
         })();
+        let opened = match permitted {
+            Ok(()) => self.drive.open_or_fetch(ino.0, write, truncate),
+            Err(e) => Open::Done(Err(e)),
+        };
         match opened {
-            Ok(o) => {
+            Open::Done(Ok(o)) => {
                 if write {
                     self.drive.opened_by(o.fh, (req.uid(), req.gid()));
                 }
-                let id = o
-                    .backing
-                    .as_ref()
-                    .and_then(|f| self.backing_id(ino.0, o.fh, f, &reply));
-                // Only a staged file being written acts on its flush (its close submits it):
-                // no FLUSH round trip at the close of anything opened to read.
-                let mut flags = open_flags(&o);
-                if !write {
-                    flags |= FopenFlags::FOPEN_NOFLUSH;
-                }
-                match id {
-                    // The kernel reads the backing file through its own page cache; keeping
-                    // the FUSE inode's cache too makes every read of the open fail (EIO).
-                    Some(id) => {
-                        let flags = flags - FopenFlags::FOPEN_KEEP_CACHE;
-                        reply.opened_passthrough(FileHandle(o.fh), flags, &id)
-                    }
-                    None => reply.opened(FileHandle(o.fh), flags),
-                }
+                reply_opened(&self.backing, self.passthrough, ino.0, &o, write, reply)
             }
-            Err(e) => reply.error(refused(&self.drive, "open", e)),
+            Open::Done(Err(e)) => reply.error(refused(&self.drive, "open", e)),
+            // An output evicted from the local cache is fetched again on the runtime; the
+            // reply is sent from there, so no FUSE thread waits on the network.
+            Open::Pending(fetch) => {
+                let (drive, backing) = (self.drive.clone(), self.backing.clone());
+                let passthrough = self.passthrough;
+                self.runtime.spawn(async move {
+                    match fetch.await {
+                        Ok(o) => reply_opened(&backing, passthrough, ino.0, &o, false, reply),
+                        Err(e) => reply.error(refused(&drive, "open", e)),
+                    }
+                });
+            }
         }
     }
 

@@ -142,6 +142,7 @@ pub fn mount(mut opts: MountOptions) -> Result<Mounted, String> {
     });
     let refresh = refresh::Refresh::new();
     let (kick, delete, adopt) = (engine.clone(), engine.clone(), engine.clone());
+    let (used, fetch) = (engine.clone(), engine.clone());
     drive.set_hooks(Hooks {
         kick: Box::new(move |id| kick.kick(id)),
         delete: Box::new(move |id| {
@@ -149,6 +150,14 @@ pub fn mount(mut opts: MountOptions) -> Result<Mounted, String> {
             Box::pin(async move { engine.delete(id).await })
         }),
         adopt: Box::new(move |project_id| adopt.adopt(project_id)),
+        output_used: Box::new(move |id, i, file| used.output_used(id, i, file)),
+        fetch_output: Box::new(move |id, i| {
+            let engine = fetch.clone();
+            Box::pin(async move {
+                let patience = Some(crate::engine::output_cache::PATIENCE);
+                engine.fetch_output(id, i, patience).await
+            })
+        }),
         invalidate: Box::new(move |inval| send(inval)),
     });
 

@@ -214,6 +214,18 @@ pub fn local_file(layout: &Layout, job: &Job, part: Part) -> Option<PathBuf> {
     }
 }
 
+/// What an output's record says of its file (size, time): shown while the file is evicted
+/// from the local cache (`--cache-size`). Recorded before the time was: the job's last change.
+pub fn recorded(job: &Job, part: Part) -> Option<(u64, std::time::SystemTime)> {
+    match part {
+        Part::Output(i) => job
+            .outputs
+            .get(i)
+            .map(|o| (o.size, o.mtime.unwrap_or(job.updated))),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

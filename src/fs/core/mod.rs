@@ -121,6 +121,11 @@ pub enum Inval {
 
 pub type BoxFuture<T> = Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
+/// A job's output (by index) was opened from this local file.
+pub type OutputUsed = dyn Fn(JobId, usize, &File) + Send + Sync;
+/// Fetch a job's output (by index) again: the file, open, or one line saying why not.
+pub type FetchOutput = dyn Fn(JobId, usize) -> BoxFuture<Result<File, String>> + Send + Sync;
+
 /// What the core asks of the world outside it, set once at start-up.
 pub struct Hooks {
     /// Start (or resume) the job's task.
@@ -130,6 +135,12 @@ pub struct Hooks {
     pub invalidate: Box<dyn Fn(Inval) + Send + Sync>,
     /// Look for a project made elsewhere (web app, SDK) with this id, in the background.
     pub adopt: Box<dyn Fn(String) + Send + Sync>,
+    /// A job's output (by index) was opened from local disk (`--cache-size` keeps the most
+    /// recently used).
+    pub output_used: Box<OutputUsed>,
+    /// Fetch again a job's output whose local file is gone (evicted by `--cache-size`): the
+    /// file, open, or the one line that says why not and what to do.
+    pub fetch_output: Box<FetchOutput>,
 }
 
 /// What the kernel must forget when a job changes.
@@ -164,6 +175,13 @@ pub fn looks_like_project_id(name: &str) -> bool {
 pub enum Rmdir {
     Done(FsResult<()>),
     Pending(BoxFuture<FsResult<()>>),
+}
+
+/// `open` of an output evicted from the local cache waits for it to be fetched again;
+/// everything else answers at once.
+pub enum Open {
+    Done(FsResult<Opened>),
+    Pending(BoxFuture<FsResult<Opened>>),
 }
 
 /// What an inode number stands for.

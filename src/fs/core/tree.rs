@@ -95,7 +95,9 @@ impl Drive {
         enum Seen {
             Dir(SystemTime),
             Content(usize, SystemTime),
-            Local(Option<PathBuf>),
+            /// A local file, and for an output what its record says (size, time), shown while
+            /// the file is evicted from the local cache.
+            Local(Option<PathBuf>, Option<(u64, SystemTime)>),
         }
         let layout = self.registry.layout();
         let (seen, (uid, gid), in_jobs) = self
@@ -103,10 +105,13 @@ impl Drive {
             .with_job(id, |job| {
                 let seen = match part {
                     None => Seen::Dir(job.created),
-                    Some(p) if !job_folder::shows(job, p) => Seen::Local(None),
+                    Some(p) if !job_folder::shows(job, p) => Seen::Local(None, None),
                     Some(p) => match job_folder::content(job, p) {
                         Some(c) => Seen::Content(c.len(), job.updated),
-                        None => Seen::Local(job_folder::local_file(layout, job, p)),
+                        None => Seen::Local(
+                            job_folder::local_file(layout, job, p),
+                            job_folder::recorded(job, p),
+                        ),
                     },
                 };
                 (seen, self.job_owner(job), job.trashed.is_none())
@@ -131,8 +136,15 @@ impl Drive {
                 direct: true,
                 ..self.attr(ino, Kind::File, len as u64, file_mode, t)
             },
-            Seen::Local(Some(path)) => self.disk_attr(ino, &path, Some(file_mode))?,
-            Seen::Local(None) => return Err(FsError::quiet(libc::ENOENT)),
+            Seen::Local(Some(path), recorded) => {
+                match (self.disk_attr(ino, &path, Some(file_mode)), recorded) {
+                    (Err(e), Some((size, t))) if e.errno == libc::ENOENT => {
+                        self.attr(ino, Kind::File, size, file_mode, t)
+                    }
+                    (attr, _) => attr?,
+                }
+            }
+            Seen::Local(None, _) => return Err(FsError::quiet(libc::ENOENT)),
         };
         // In jobs/, every change is pushed to the kernel (`invalidations`): the folder and
         // the entries that, once shown, stay (status, request.json, job.json, outputs) are
@@ -708,9 +720,11 @@ impl Drive {
                     return Ok(opened(fh, true, None));
                 }
                 let path = path.ok_or(FsError::quiet(libc::ENOENT))?;
-                let file = Arc::new(File::open(&path).map_err(|e| FsError::io(e, "open"))?);
-                let fh = Self::new_handle(&mut self.lock(), Handle::Local(file.clone()));
-                Ok(opened(fh, false, Some(file)))
+                let file = File::open(&path).map_err(|e| FsError::io(e, "open"))?;
+                if let (Part::Output(i), Some(h)) = (part, self.hooks.get()) {
+                    (h.output_used)(id, i, &file);
+                }
+                Ok(self.open_local(file))
             }
             Some(Node::Info(path)) => {
                 let file = std::fs::OpenOptions::new()
@@ -726,6 +740,61 @@ impl Drive {
             Some(Node::Moved(_)) | None => Err(FsError::quiet(libc::ENOENT)),
             Some(_) => Err(FsError::quiet(libc::EISDIR)),
         }
+    }
+
+    /// A handle on an immutable local file (an output, a kept input).
+    fn open_local(&self, file: File) -> Opened {
+        let file = Arc::new(file);
+        let fh = Self::new_handle(&mut self.lock(), Handle::Local(file.clone()));
+        Opened {
+            fh,
+            direct_io: false,
+            keep_cache: true,
+            backing: Some(file),
+        }
+    }
+
+    /// `open`, where an output evicted from the local cache (`--cache-size`) is fetched again
+    /// first: `Pending` until it is back (never on the calling thread), or EIO with one line
+    /// saying which output could not be fetched, why, and what to do.
+    pub fn open_or_fetch(self: &Arc<Self>, ino: u64, write: bool, truncate: bool) -> Open {
+        let evicted = (!write).then(|| self.evicted_output(ino)).flatten();
+        let (Some((id, i)), Some(hooks)) = (evicted, self.hooks.get()) else {
+            return Open::Done(self.open(ino, write, truncate));
+        };
+        let fetch = (hooks.fetch_output)(id, i);
+        let me = self.clone();
+        Open::Pending(Box::pin(async move {
+            let file = fetch
+                .await
+                .map_err(|line| FsError::refuse(libc::EIO, line))?;
+            Ok(me.open_local(file))
+        }))
+    }
+
+    /// The job and output index of an output this inode shows (in its job folder or in
+    /// `outputs/`) whose local file is gone.
+    fn evicted_output(&self, ino: u64) -> Option<(JobId, usize)> {
+        let node = self.node(&self.lock(), ino)?;
+        let (id, i, flat) = match node {
+            Node::JobFile(id, Part::Output(i)) => (id, i, false),
+            Node::Flat(id, i) => (id, i, true),
+            _ => return None,
+        };
+        let layout = self.registry.layout();
+        let path = self
+            .registry
+            .with_job(id, |job| {
+                let shown = match flat {
+                    true => job_folder::flat(job).iter().any(|(_, k)| *k == i),
+                    false => job_folder::shows(job, Part::Output(i)),
+                };
+                shown
+                    .then(|| job_folder::local_file(layout, job, Part::Output(i)))
+                    .flatten()
+            })
+            .flatten()?;
+        (!path.exists()).then_some((id, i))
     }
 
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
