@@ -604,3 +604,43 @@ fn webhook_events_move_jobs_without_waiting_for_a_poll() {
     });
     assert_eq!(forged, 401);
 }
+
+#[test]
+fn kept_job_files_follow_each_change_at_once() {
+    let Some(d) = TestDrive::with(MockConfig {
+        render_time: Duration::from_secs(2),
+        ..MockConfig::default()
+    }) else {
+        return;
+    };
+    d.ok("echo 'a watched cat' > inbox/ai-image-generator/watched.txt");
+    // The kernel keeps the folder and `status` for 60 s, so only mhfs's invalidations can make
+    // `stat` and `ls` follow: each size must be the content's, each listing the job's.
+    let mut checked = 0;
+    let mut seen = Vec::new();
+    loop {
+        let st = d.ok(
+            "stat -c '%s %o' jobs/watched/status; cat jobs/watched/status; \
+             stat -c '%s %o' jobs/watched/status; ls jobs/watched",
+        );
+        let lines: Vec<&str> = st.lines().collect();
+        let (before, status, after) = (lines[0], lines[1], lines[2]);
+        assert!(before.ends_with(" 4096"), "a small block size: {before}");
+        if before == after {
+            assert_eq!(before, format!("{} 4096", status.len() + 1), "{st}");
+            checked += 1;
+        }
+        if seen.last().map(String::as_str) != Some(status) {
+            seen.push(status.to_string());
+        }
+        if status == "complete" {
+            assert!(lines[3..].contains(&"output.png"), "listed at once: {st}");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(checked > 5 && seen.len() >= 3, "{seen:?}");
+    assert!(seen.contains(&"rendering".to_string()), "{seen:?}");
+    // Outputs are read through the page cache, in large blocks.
+    assert_eq!(d.ok("stat -c %o jobs/watched/output.png"), "1048576\n");
+}
