@@ -80,7 +80,7 @@ io() {
   w_mount=$(best "dd if=/dev/zero of=$mnt/inbox/ai-video-upscaler/.w.bin bs=1M count=$size conv=fsync")
   # Reads: a downloaded output (the mock returns the input video's bytes) vs the same file read
   # from the state directory directly; warm page cache on both sides.
-  head -c $((size << 20)) /dev/urandom > "$local_dir/big.mp4"
+  big_mp4 "$local_dir/big.mp4" "$size"
   cp "$local_dir/big.mp4" "$mnt/inbox/ai-video-upscaler/"
   until [ "$(cat "$mnt/jobs/big/status" 2>/dev/null)" = complete ]; do sleep 0.1; done
   out=$(find "$tmp/io/state/jobs" -name output.mp4)
@@ -118,6 +118,23 @@ load() {
 }
 
 # ---- helpers of the modes below ----
+
+# big_mp4 FILE MIB: a video the drive and the mock take (an MP4 header: ftyp, and moov whose
+# mvhd says 2 s), then MIB MiB of random bytes in a trailing `free` box.
+big_mp4() {
+  python3 - "$1" "$2" <<'PY'
+import os, struct, sys
+path, n = sys.argv[1], int(sys.argv[2]) << 20
+box = lambda kind, body: struct.pack(">I", 8 + len(body)) + kind + body
+mvhd = bytearray(100)
+mvhd[12:20] = struct.pack(">II", 1000, 2000)
+head = box(b"ftyp", b"isom\0\0\2\0isom") + box(b"moov", box(b"mvhd", bytes(mvhd)) + box(b"trak", bytes(16)))
+with open(path, "wb") as f:
+    f.write(head + struct.pack(">I", 8 + n) + b"free")
+    for _ in range(n >> 20):
+        f.write(os.urandom(1 << 20))
+PY
+}
 
 # the best of two values
 min() { echo "if ($1 < $2) $1 else $2" | bc -l; }
@@ -258,7 +275,7 @@ one() {
 big_output() {
   local mib=${READ_MIB:-1024}
   mkdir -p "$tmp/big"
-  [ -e "$tmp/big/big.mp4" ] || head -c $((mib << 20)) /dev/urandom >"$tmp/big/big.mp4"
+  [ -e "$tmp/big/big.mp4" ] || big_mp4 "$tmp/big/big.mp4" "$mib"
   chmod 644 "$tmp/big/big.mp4"
   [ -n "${mock_big:-}" ] || { start_mock bigmock 0; mock_big=$mock; }
   mount_as "$1" "$tmp/big/$1" "$mock_big"
@@ -288,6 +305,25 @@ read_mode() {
     before=""
     unmount
   done
+  # What FUSE itself costs without passthrough: bindfs (a pass-through FUSE file system,
+  # keeping its page cache across opens) over the folder of the last output.
+  bindfs_on "$(dirname "$out")"
+  before=drop_caches
+  pair "cat $out" "cat $bind/$(basename "$out")"
+  row "(4) the same file through bindfs (FUSE, no passthrough), cold cache" "$a" "$b"
+  before="cat $out $bind/$(basename "$out") >/dev/null"
+  pair "cat $out" "cat $bind/$(basename "$out")"
+  row "(3) the same file through bindfs (FUSE, no passthrough), warm cache" "$a" "$b"
+  before=""
+  umount "$bind"
+}
+
+# bindfs_on DIR: a bindfs mount of DIR (installed if missing); sets $bind
+bindfs_on() {
+  command -v bindfs >/dev/null || apt-get install -y -qq bindfs >/dev/null
+  bind=$(mktemp -d "$tmp/bind.XXXXXX")
+  bindfs -o kernel_cache "$1" "$bind"
+  mounts+=("$bind")
 }
 
 write_mode() {
@@ -302,6 +338,12 @@ write_mode() {
   header "local disk"
   row "(5) cp of $mib MiB into the inbox vs into a local folder" "$a" "$b"
   unmount
+  bindfs_on "$tmp/big/local"
+  before="rm -f $tmp/big/local/cp.mp4 $tmp/big/local/cp2.mp4"
+  pair "cp $tmp/big/big.mp4 $tmp/big/local/cp.mp4" "cp $tmp/big/big.mp4 $bind/cp2.mp4"
+  before=""
+  row "(5) the same into bindfs (pass-through FUSE) over a local folder" "$a" "$b"
+  umount "$bind"
 }
 
 # ---- (6-9) a tree of many jobs ----

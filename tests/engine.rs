@@ -207,3 +207,42 @@ fn render_times_are_kept_in_the_store_and_learned_at_the_next_start() {
     assert_eq!(ms(engine.typical_render(tool)), Some(kept));
     assert_eq!(engine.typical_render("ai-image-upscaler"), None);
 }
+
+#[test]
+fn a_burst_of_creates_shares_its_balance_reads_and_the_balance_ends_right() {
+    let rt = runtime();
+    let mock = rt
+        .block_on(MockServer::start_local(MockConfig {
+            render_time: Duration::ZERO,
+            ..MockConfig::default()
+        }))
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let registry = Registry::open(dir.path()).unwrap();
+    let _guard = rt.enter();
+    let cfg = config();
+    let credits = cfg.credits.clone();
+    let engine = engine_with(&mock.url(), &registry, cfg);
+    let ids: Vec<JobId> = (0..30)
+        .map(|i| prompt_job(&registry, &format!("b{i}"), &format!("a lighthouse {i}")))
+        .collect();
+    for &id in &ids {
+        engine.kick(id);
+    }
+    for &id in &ids {
+        let job = wait_for(&registry, id, &[Stage::Done, Stage::Failed]);
+        assert_eq!(job.status, JobStatus::Complete, "{:?}", job.error);
+    }
+    assert_eq!(mock.count("create"), 30);
+    // The last create is followed by a read: the balance known is the account's.
+    let client = mhfs::api::Client::new(&mock.url(), mhfs::api::ApiKey::new("test-key")).unwrap();
+    let account = rt.block_on(client.account()).unwrap().credits;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while credits.balance() != Some(account) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(credits.balance(), Some(account));
+    // Creates a moment apart share one read (one each used to be sent, unpaced).
+    let reads = mock.count("account") - 1;
+    assert!(reads < 30, "{reads} balance reads for 30 creates");
+}

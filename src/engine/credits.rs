@@ -1,5 +1,4 @@
-//! Credits are money: the account's balance (refreshed on a slow cadence and after each
-//! create), what this mount has been charged, and the budget that caps what the drive may
+//! Credits are money: the account's balance (refreshed on a slow cadence and after creates), what this mount has been charged, and the budget that caps what the drive may
 //! spend (persisted in the state directory as `budget.json`).
 
 use std::path::PathBuf;

@@ -335,6 +335,15 @@ impl Job {
         }
     }
 
+    /// Forgets the signed URLs of downloaded outputs: they expire anyway, and whatever needs one
+    /// again (a pipeline's next step, fetching an evicted output) asks for a fresh one first.
+    /// A few hundred bytes per job, of 10,000 kept in memory.
+    pub fn drop_spent_urls(&mut self) {
+        for o in self.outputs.iter_mut().filter(|o| o.done) {
+            o.url = String::new();
+        }
+    }
+
     /// The job's tool; `None` only for a job saved by an mhfs whose catalogue had a tool this
     /// one lacks (such a job is failed when loaded).
     pub fn tool(&self) -> Option<&'static Tool> {
@@ -510,9 +519,11 @@ pub fn render_seen(unfinished: Duration, complete: Duration) -> Duration {
 }
 
 /// Like `poll_interval`, for a job created `since_create` ago whose tool typically renders in
-/// `typical`: no poll before it is likely done, then polls a short gap apart (an eighth of the
-/// typical time, 0.25 s to the documented first interval) until twice the typical time, then
-/// the documented cadence. Without a typical time, or with `base` set, `poll_interval`.
+/// `typical`: no poll before it is likely done (the typical time and a sixteenth more, 0.1 s to
+/// 1 s: a job as long as the median then needs one poll, not two), then polls a short gap apart
+/// (an eighth of the typical time, 0.25 s to the documented first interval) until twice the
+/// typical time, then the documented cadence. Without a typical time, or with `base` set,
+/// `poll_interval`.
 pub fn learned_poll_interval(
     kind: ProjectKind,
     since_create: Duration,
@@ -523,8 +534,9 @@ pub fn learned_poll_interval(
     let Some(typical) = typical.filter(|_| base.is_none()) else {
         return documented;
     };
-    if since_create < typical {
-        return typical - since_create;
+    let first = typical + (typical / 16).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    if since_create < first {
+        return first - since_create;
     }
     if since_create < typical * 2 + Duration::from_secs(1) {
         return (typical / 8).clamp(Duration::from_millis(250), documented);
@@ -683,18 +695,22 @@ mod tests {
             learned_poll_interval(img, ms(0), Some(ms(4000)), Some(ms(100))),
             ms(100)
         );
-        // Before the typical time: wait until it.
+        // Before the typical time and a sixteenth (0.1 s to 1 s): wait until then.
         assert_eq!(
             learned_poll_interval(img, ms(100), Some(ms(4000)), None),
-            ms(3900)
-        );
-        // Past it: an eighth of it, at least 0.25 s, at most the documented interval.
-        assert_eq!(
-            learned_poll_interval(img, ms(4000), Some(ms(4000)), None),
-            ms(500)
+            ms(4150)
         );
         assert_eq!(
             learned_poll_interval(img, ms(10), Some(ms(0)), None),
+            ms(90)
+        );
+        // Past it: an eighth of it, at least 0.25 s, at most the documented interval.
+        assert_eq!(
+            learned_poll_interval(img, ms(4250), Some(ms(4000)), None),
+            ms(500)
+        );
+        assert_eq!(
+            learned_poll_interval(img, ms(200), Some(ms(0)), None),
             ms(250)
         );
         let video = ProjectKind::Video;

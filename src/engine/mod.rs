@@ -22,6 +22,7 @@ pub mod webhook;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -80,12 +81,14 @@ impl Default for EngineConfig {
 const MAX_REFRESHES: u32 = 8;
 /// A download URL older than this when its transfer starts is refreshed first.
 const FRESH_FOR: Duration = Duration::from_secs(2);
+/// How long after a create the balance is read: the creates of a burst share one read.
+const BALANCE_AFTER_CREATE: Duration = Duration::from_millis(200);
 
 pub struct Engine {
     client: Client,
     registry: Arc<Registry>,
     cfg: EngineConfig,
-    limiter: Limiter,
+    limiter: Arc<Limiter>,
     /// Jobs a webhook event has arrived for in this run: only these poll at the safety net.
     evented: Mutex<HashSet<JobId>>,
     /// When each waiting job last said so in the log (one line a minute).
@@ -107,6 +110,8 @@ pub struct Engine {
     outputs: Option<Mutex<output_cache::OutputCache>>,
     /// Outputs being fetched again, one lock each (output_cache.rs).
     fetching: output_cache::Fetching,
+    /// A read of the balance is scheduled (`read_balance_soon`).
+    balance_due: Arc<AtomicBool>,
     runtime: tokio::runtime::Handle,
 }
 
@@ -140,7 +145,7 @@ impl Engine {
         Arc::new(Engine {
             client,
             registry,
-            limiter: Limiter::new(cfg.max_in_flight, cfg.max_per_second),
+            limiter: Arc::new(Limiter::new(cfg.max_in_flight, cfg.max_per_second)),
             outputs: cfg
                 .cache_size
                 .map(|cap| Mutex::new(output_cache::OutputCache::new(cap))),
@@ -154,6 +159,7 @@ impl Engine {
             created_at: Mutex::new(HashMap::new()),
             renders: Mutex::new(renders),
             fetching: Mutex::default(),
+            balance_due: Arc::new(AtomicBool::new(false)),
             runtime: tokio::runtime::Handle::current(),
         })
     }
@@ -1143,12 +1149,22 @@ impl Engine {
         }
     }
 
-    /// Reads the balance (`GET /v1/account`) in the background.
+    /// Reads the balance (`GET /v1/account`) in the background, a moment after a create: one
+    /// read for a burst of creates (a batch of 1000 once sent 1000), paced like the polls.
     fn read_balance_soon(&self) {
-        let client = self.client.clone();
-        let credits = self.cfg.credits.clone();
+        if self.balance_due.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let (due, limiter) = (self.balance_due.clone(), self.limiter.clone());
+        let (client, credits) = (self.client.clone(), self.cfg.credits.clone());
         self.runtime.spawn(async move {
-            if let Ok(account) = client.account().await {
+            tokio::time::sleep(BALANCE_AFTER_CREATE).await;
+            due.store(false, Ordering::Release);
+            let read = {
+                let _permit = limiter.acquire(Class::Priority).await;
+                client.account().await
+            };
+            if let Ok(account) = read {
                 credits.set_balance(account.credits);
             }
         });
@@ -1427,6 +1443,7 @@ impl Engine {
                         self.registry.update(id, |j| {
                             j.outputs[i].done = true;
                             j.outputs[i].size = size;
+                            j.outputs[i].url = String::new();
                             j.outputs[i].mtime = mtime;
                             if let Some(d) = digest {
                                 j.output_sha256.insert(out.name.clone(), d);
