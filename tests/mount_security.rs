@@ -141,6 +141,11 @@ fn another_users_job_cannot_be_removed_renamed_or_trashed() {
     assert_eq!(mode(&d.path("jobs")), 0o1777);
     // Others may not read it (0770, the mount owner's group), remove, rename or trash it.
     user.fails(&d, "cat jobs/roots/status");
+    // Nor list it or look into it, even right after its owner did: on a shared mount the
+    // kernel keeps no job entry or listing that would skip the check.
+    d.ok("ls jobs/roots && stat jobs/roots/status");
+    user.fails(&d, "ls jobs/roots");
+    user.fails(&d, "stat jobs/roots/status");
     let err = user.fails(&d, "rm -rf jobs/roots");
     assert!(
         err.contains("Permission denied") || err.contains("Operation not permitted"),

@@ -731,7 +731,10 @@ impl Filesystem for Fuse {
     /// A job folder's listing is kept by the kernel (FOPEN_CACHE_DIR) until the job changes
     /// (`Inval::Listing`): `find` and file managers list it without asking. Every other
     /// folder changes in ways the kernel does not see, and is listed afresh.
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        if let Err(e) = self.permit(req, Ask::List(ino.0)) {
+            return reply.error(refused(&self.drive, "opendir", e));
+        }
         let flags = if self.drive.keeps_listing(ino.0) {
             FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
         } else {

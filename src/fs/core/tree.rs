@@ -154,7 +154,8 @@ impl Drive {
             part,
             None | Some(Part::Status | Part::Request | Part::JobJson | Part::Output(_))
         );
-        let ttl = if in_jobs && lasting {
+        // A shared mount checks each user's lookups (access.rs): the kernel must ask.
+        let ttl = if in_jobs && lasting && !self.sharing().allow_other {
             JOB_TTL
         } else {
             attr.ttl
@@ -440,7 +441,16 @@ impl Drive {
     /// change of which is pushed to it (`Inval::Listing`; the kernel resets it by itself
     /// after its own changes there).
     pub fn keeps_listing(&self, ino: u64) -> bool {
-        matches!(job_folder::decode(ino), Some((_, None)))
+        match job_folder::decode(ino) {
+            // Kept inputs (a failed job's) come and go with files mhfs does not announce (a
+            // pipeline step's input is the step before's output); a shared mount checks each
+            // user's listing (access.rs), which a kept listing would skip.
+            Some((id, None)) if !self.sharing().allow_other => self
+                .registry
+                .with_job(id, |j| !j.shows_inputs())
+                .unwrap_or(false),
+            _ => false,
+        }
     }
 
     pub fn readdir(&self, ino: u64) -> FsResult<Vec<DirEntry>> {
@@ -758,8 +768,19 @@ impl Drive {
     /// first: `Pending` until it is back (never on the calling thread), or EIO with one line
     /// saying which output could not be fetched, why, and what to do.
     pub fn open_or_fetch(self: &Arc<Self>, ino: u64, write: bool, truncate: bool) -> Open {
-        let evicted = (!write).then(|| self.evicted_output(ino)).flatten();
-        let (Some((id, i)), Some(hooks)) = (evicted, self.hooks.get()) else {
+        let evicted = || (!write).then(|| self.evicted_output(ino)).flatten();
+        let (id, i) = match evicted() {
+            Some(key) => key,
+            None => match self.open(ino, write, truncate) {
+                // Evicted between the look and the open (another open made room): fetch it.
+                Err(e) if e.errno == libc::ENOENT => match evicted() {
+                    Some(key) => key,
+                    None => return Open::Done(Err(e)),
+                },
+                done => return Open::Done(done),
+            },
+        };
+        let Some(hooks) = self.hooks.get() else {
             return Open::Done(self.open(ino, write, truncate));
         };
         let fetch = (hooks.fetch_output)(id, i);
