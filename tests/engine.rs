@@ -8,7 +8,7 @@ use std::time::Duration;
 
 mod common;
 
-use common::engine::{config, engine_with, prompt_job, runtime, wait_until};
+use common::engine::{config, engine_with, prompt_job, runtime, start_mock, wait_until};
 use mhfs::engine::Engine;
 use mhfs::engine::job::{JobId, JobStatus, Stage};
 use mhfs::engine::registry::Registry;
@@ -175,12 +175,7 @@ fn delete_sends_one_delete_and_forgets_the_job() {
 #[test]
 fn render_times_are_kept_in_the_store_and_learned_at_the_next_start() {
     let rt = runtime();
-    let mock = rt
-        .block_on(MockServer::start_local(MockConfig {
-            render_time: Duration::from_millis(300),
-            ..MockConfig::default()
-        }))
-        .unwrap();
+    let mock = start_mock(&rt, Duration::from_millis(300));
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::open(dir.path()).unwrap();
     let _guard = rt.enter();
@@ -211,12 +206,7 @@ fn render_times_are_kept_in_the_store_and_learned_at_the_next_start() {
 #[test]
 fn a_burst_of_creates_shares_its_balance_reads_and_the_balance_ends_right() {
     let rt = runtime();
-    let mock = rt
-        .block_on(MockServer::start_local(MockConfig {
-            render_time: Duration::ZERO,
-            ..MockConfig::default()
-        }))
-        .unwrap();
+    let mock = start_mock(&rt, Duration::ZERO);
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::open(dir.path()).unwrap();
     let _guard = rt.enter();

@@ -19,6 +19,17 @@ pub fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// A mock in this process whose jobs render for `render`.
+pub fn start_mock(rt: &tokio::runtime::Runtime, render: Duration) -> mhfs::mock::MockServer {
+    rt.block_on(mhfs::mock::MockServer::start_local(
+        mhfs::mock::MockConfig {
+            render_time: render,
+            ..mhfs::mock::MockConfig::default()
+        },
+    ))
+    .unwrap()
+}
+
 /// Quick polls and short backoffs: tests wait milliseconds, not seconds.
 pub fn config() -> EngineConfig {
     EngineConfig {
