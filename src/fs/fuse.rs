@@ -264,7 +264,6 @@ impl Filesystem for Fuse {
         // NFS re-export (nfsd, nfs-ganesha's FSAL_VFS): file handles carry the inode number,
         // stable for jobs; the kernel rebuilds one it no longer caches with LOOKUP "." / "..".
         let _ = config.add_capabilities(InitFlags::FUSE_EXPORT_SUPPORT);
-
         // The largest reads and writes the kernel allows: readahead can only be lowered from
         // what the kernel offers, so ask for all of it; writes are capped by max_pages (fuser
         // derives it from its 16 MiB max_write; the kernel clamps it to max_pages_limit).
