@@ -768,17 +768,13 @@ impl Drive {
     /// first: `Pending` until it is back (never on the calling thread), or EIO with one line
     /// saying which output could not be fetched, why, and what to do.
     pub fn open_or_fetch(self: &Arc<Self>, ino: u64, write: bool, truncate: bool) -> Open {
-        let evicted = || (!write).then(|| self.evicted_output(ino)).flatten();
-        let (id, i) = match evicted() {
-            Some(key) => key,
-            None => match self.open(ino, write, truncate) {
-                // Evicted between the look and the open (another open made room): fetch it.
-                Err(e) if e.errno == libc::ENOENT => match evicted() {
-                    Some(key) => key,
-                    None => return Open::Done(Err(e)),
-                },
-                done => return Open::Done(done),
+        // Opened as usual; only an output that is listed but whose file is gone is fetched.
+        let (id, i) = match self.open(ino, write, truncate) {
+            Err(e) if e.errno == libc::ENOENT && !write => match self.evicted_output(ino) {
+                Some(key) => key,
+                None => return Open::Done(Err(e)),
             },
+            done => return Open::Done(done),
         };
         let Some(hooks) = self.hooks.get() else {
             return Open::Done(self.open(ino, write, truncate));
